@@ -1,0 +1,1 @@
+//! SIP transactions (RFC 3261 §17, RFC 6026).
