@@ -1,0 +1,357 @@
+//! Configuration: one TOML file, environment overrides, validation.
+//!
+//! Lookup order: `--config PATH`, else `$PBX_CONFIG`, else `./pbx.toml` if it
+//! exists, else the built-in defaults. Any key can then be overridden from
+//! the environment as `PBX__SECTION__KEY=value` (double underscores separate
+//! the path; the value is read as TOML, falling back to a plain string), e.g.
+//! `PBX__SIP__TIMERS__T1_MS=250`. Every error names its source (file and
+//! line, or the environment variable), the field and the value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration tree.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// SIP transports and protocol settings.
+    pub sip: SipConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Addresses to listen on; each gets every transport in `transports`.
+    pub listen: Vec<SocketAddr>,
+    /// Transports to serve: `udp`, `tcp`.
+    pub transports: Vec<TransportKind>,
+    /// Largest message accepted, in bytes (larger: 413 or dropped).
+    pub max_message_size: usize,
+    /// Idle TCP connections are closed after this many seconds.
+    pub tcp_idle_timeout_s: u64,
+    /// Most concurrent TCP connections; further ones are refused.
+    pub max_tcp_connections: usize,
+    /// Value of the Server / User-Agent header.
+    pub user_agent: String,
+    /// Transaction timers.
+    pub timers: TimerConfig,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: vec![
+                "0.0.0.0:5060".parse().expect("static address"),
+                "[::]:5060".parse().expect("static address"),
+            ],
+            transports: vec![TransportKind::Udp, TransportKind::Tcp],
+            max_message_size: 65_535,
+            tcp_idle_timeout_s: 600,
+            max_tcp_connections: 10_000,
+            user_agent: concat!("pbx/", env!("CARGO_PKG_VERSION")).to_string(),
+            timers: TimerConfig::default(),
+        }
+    }
+}
+
+/// A SIP transport protocol.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// UDP
+    Udp,
+    /// TCP
+    Tcp,
+}
+
+/// `[sip.timers]`: RFC 3261 §17 T1/T2/T4 in milliseconds.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimerConfig {
+    /// RTT estimate (default 500).
+    pub t1_ms: u64,
+    /// Maximum retransmit interval for non-INVITE requests and INVITE
+    /// responses (default 4000).
+    pub t2_ms: u64,
+    /// Maximum duration a message stays in the network (default 5000).
+    pub t4_ms: u64,
+}
+
+impl Default for TimerConfig {
+    fn default() -> Self {
+        TimerConfig {
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Filter in `tracing` syntax (`info`, `debug`, `pbx=debug,info`).
+    /// `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// Log every SIP message sent and received (toggle at run time with
+    /// SIGUSR1).
+    pub sip_trace: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+            sip_trace: false,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A configuration error that says where and what.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file path or the environment variable.
+    pub source_name: String,
+    /// Line in the file, when known.
+    pub line: Option<usize>,
+    /// What is wrong, naming field and value.
+    pub message: String,
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A file.
+    File(PathBuf),
+    /// Nothing found: built-in defaults.
+    Defaults,
+}
+
+/// Finds and loads the configuration (see the module docs).
+pub fn load(explicit: Option<&Path>) -> Result<(Config, Origin), ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let path = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("PBX_CONFIG").map(PathBuf::from))
+        .or_else(|| {
+            let p = PathBuf::from("pbx.toml");
+            p.exists().then_some(p)
+        });
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p).map_err(|e| ConfigError {
+                source_name: p.display().to_string(),
+                line: None,
+                message: format!("cannot read: {e}"),
+            })?;
+            let cfg = from_text(&text, &p.display().to_string(), &env)?;
+            Ok((cfg, Origin::File(p)))
+        }
+        None => Ok((from_text("", "<defaults>", &env)?, Origin::Defaults)),
+    }
+}
+
+/// Parses `text` (named `name` in errors), applies `PBX__` overrides from
+/// `env`, and validates.
+pub fn from_text(text: &str, name: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    let line_of = |span: Option<std::ops::Range<usize>>| {
+        span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+    };
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError {
+        source_name: name.into(),
+        line: line_of(e.span()),
+        message: e.message().trim().to_string(),
+    })?;
+    // Typed parse of the file alone first, so errors carry file lines.
+    let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
+        source_name: name.into(),
+        line: line_of(e.span()),
+        message: e.message().trim().to_string(),
+    })?;
+    let mut overridden = Vec::new();
+    for (key, value) in env {
+        let Some(path) = key.strip_prefix("PBX__") else {
+            continue;
+        };
+        let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        if parts.iter().any(String::is_empty) {
+            continue;
+        }
+        set_path(&mut table, &parts, parse_env_value(value));
+        overridden.push((key.clone(), parts.join("."), value.clone()));
+        cfg = Config::deserialize(toml::Value::Table(table.clone())).map_err(|e| ConfigError {
+            source_name: format!("environment variable {key}"),
+            line: None,
+            message: format!("{} = {value:?}: {}", parts.join("."), e.message().trim()),
+        })?;
+    }
+    validate(&cfg).map_err(|(field, message)| {
+        match overridden.iter().find(|(_, path, _)| *path == field) {
+            Some((var, _, _)) => ConfigError {
+                source_name: format!("environment variable {var}"),
+                line: None,
+                message,
+            },
+            None => ConfigError {
+                source_name: name.into(),
+                line: locate(text, &field),
+                message,
+            },
+        }
+    })?;
+    Ok(cfg)
+}
+
+fn parse_env_value(v: &str) -> toml::Value {
+    // Read the value as a TOML value (numbers, booleans, arrays); anything
+    // that is not one is a plain string.
+    let doc = format!("v = {v}");
+    toml::from_str::<toml::Table>(&doc)
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(v.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut t = table;
+    for p in parents {
+        let entry = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
+        t = next;
+    }
+    t.insert(last.clone(), value);
+}
+
+/// Line of `key = ...` inside the section of a dotted `field` path.
+fn locate(text: &str, field: &str) -> Option<usize> {
+    let (section, key) = field.rsplit_once('.').unwrap_or(("", field));
+    let mut current = String::new();
+    for (n, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            current = s.trim().to_string();
+        } else if current == section
+            && l.split('=').next().is_some_and(|k| k.trim() == key)
+        {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
+/// Semantic checks; the error names the dotted field and its value.
+fn validate(cfg: &Config) -> Result<(), (String, String)> {
+    let fail = |field: &str, msg: String| Err((field.to_string(), format!("{field}: {msg}")));
+    if cfg.sip.listen.is_empty() {
+        return fail("sip.listen", "at least one address is needed".into());
+    }
+    if cfg.sip.transports.is_empty() {
+        return fail("sip.transports", "at least one of \"udp\", \"tcp\" is needed".into());
+    }
+    if !(1024..=1_048_576).contains(&cfg.sip.max_message_size) {
+        return fail(
+            "sip.max_message_size",
+            format!("{} is outside 1024..=1048576", cfg.sip.max_message_size),
+        );
+    }
+    let t = &cfg.sip.timers;
+    if !(1..=60_000).contains(&t.t1_ms) {
+        return fail("sip.timers.t1_ms", format!("{} is outside 1..=60000", t.t1_ms));
+    }
+    if t.t2_ms < t.t1_ms {
+        return fail(
+            "sip.timers.t2_ms",
+            format!("{} must not be below t1_ms ({})", t.t2_ms, t.t1_ms),
+        );
+    }
+    if !(1..=600_000).contains(&t.t4_ms) {
+        return fail("sip.timers.t4_ms", format!("{} is outside 1..=600000", t.t4_ms));
+    }
+    if cfg.sip.user_agent.is_empty() || cfg.sip.user_agent.contains(['\r', '\n']) {
+        return fail(
+            "sip.user_agent",
+            format!("{:?} must be one non-empty line", cfg.sip.user_agent),
+        );
+    }
+    if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
+        return fail("log.level", format!("{:?} is not a valid filter", cfg.log.level));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = from_text("", "x", &[]).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn errors_name_file_line_field_and_value() {
+        let text = "[sip]\nlisten = [\"127.0.0.1:5060\"]\n\n[sip.timers]\nt1_ms = 0\n";
+        let e = from_text(text, "pbx.toml", &[]).unwrap_err().to_string();
+        assert_eq!(e, "pbx.toml:5: sip.timers.t1_ms: 0 is outside 1..=60000");
+        let e = from_text("[sip]\nlisten = [\"nope\"]\n", "pbx.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("pbx.toml:2: "), "{e}");
+        assert!(e.contains("invalid socket address"), "{e}");
+        let e = from_text("[sip]\nlisen = []\n", "pbx.toml", &[]).unwrap_err().to_string();
+        assert!(e.starts_with("pbx.toml:2: ") && e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides() {
+        let env = vec![
+            ("PBX__SIP__TIMERS__T1_MS".to_string(), "250".to_string()),
+            ("PBX__SIP__LISTEN".to_string(), "[\"127.0.0.1:5099\"]".to_string()),
+            ("PBX__LOG__LEVEL".to_string(), "debug".to_string()),
+        ];
+        let c = from_text("[sip.timers]\nt1_ms = 100\n", "f", &env).unwrap();
+        assert_eq!(c.sip.timers.t1_ms, 250);
+        assert_eq!(c.sip.listen, vec!["127.0.0.1:5099".parse().unwrap()]);
+        assert_eq!(c.log.level, "debug");
+        let bad = vec![("PBX__SIP__TIMERS__T2_MS".to_string(), "1".to_string())];
+        let e = from_text("", "f", &bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "environment variable PBX__SIP__TIMERS__T2_MS: sip.timers.t2_ms: 1 must not be below t1_ms (500)"
+        );
+        let bad = vec![("PBX__SIP__TIMERS__T1_MS".to_string(), "abc".to_string())];
+        let e = from_text("", "f", &bad).unwrap_err().to_string();
+        assert!(e.contains("PBX__SIP__TIMERS__T1_MS") && e.contains("abc"), "{e}");
+    }
+}

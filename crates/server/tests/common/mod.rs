@@ -1,0 +1,140 @@
+//! Shared helpers for end-to-end tests: run the real `pbx` binary on
+//! loopback ports of its own and talk to it over real sockets.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running PBX, stopped (SIGKILL) on drop if still alive.
+pub struct Pbx {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+/// A free port on 127.0.0.1 for both UDP and TCP (best effort).
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+/// Path of the repository root (for tests/sipp scenarios and shared/).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+impl Pbx {
+    /// Starts the binary with `extra` TOML appended to a config that listens
+    /// on 127.0.0.1 (and ::1 when `ipv6`) at a free port; waits until it
+    /// answers OPTIONS.
+    pub fn start(extra: &str, ipv6: bool) -> Pbx {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("pbx-test-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let listen = if ipv6 {
+            format!("[\"127.0.0.1:{port}\", \"[::1]:{port}\"]")
+        } else {
+            format!("[\"127.0.0.1:{port}\"]")
+        };
+        let config = dir.join("pbx.toml");
+        let mut f = std::fs::File::create(&config).unwrap();
+        write!(f, "[sip]\nlisten = {listen}\n{extra}\n").unwrap();
+        let log = std::fs::File::create(dir.join("pbx.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_pbx"))
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn pbx");
+        let pbx = Pbx { child, port, dir };
+        pbx.wait_ready();
+        pbx
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if options_status(self.addr(), Duration::from_millis(200)) == Some(200) {
+                return;
+            }
+        }
+        panic!("pbx did not answer OPTIONS; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("pbx.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status (at most `within`).
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        unsafe_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+}
+
+impl Drop for Pbx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A minimal OPTIONS request from `local`.
+pub fn options_request(local: SocketAddr, transport: &str, branch: &str) -> String {
+    format!(
+        "OPTIONS sip:pbx@{local} SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bK{branch};rport\r\nFrom: <sip:test@{local}>;tag=t{branch}\r\nTo: <sip:pbx@{local}>\r\nCall-ID: {branch}@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Sends one OPTIONS over UDP and returns the status code of the answer.
+pub fn options_status(target: SocketAddr, wait: Duration) -> Option<u16> {
+    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
+    sock.set_read_timeout(Some(wait)).ok()?;
+    let local = sock.local_addr().ok()?;
+    let branch = format!("{}", local.port());
+    sock.send_to(options_request(local, "UDP", &branch).as_bytes(), target).ok()?;
+    let mut buf = [0u8; 65535];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    status_of(&buf[..n])
+}
+
+/// The status code of a response's first line.
+pub fn status_of(data: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(data).ok()?;
+    let line = text.lines().next()?;
+    line.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+}
+
+/// Whether `sipp` is installed; the interop tests need it (CI installs it).
+pub fn require_sipp() {
+    let ok = Command::new("sipp").arg("-v").output().is_ok();
+    assert!(ok, "sipp is not installed: apt-get install sip-tester (CI's .ci/run does this)");
+}
