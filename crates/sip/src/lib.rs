@@ -16,6 +16,7 @@
 //!   mapped to one status code in one place.
 //! - [`transaction`]: client and server transactions (§17, RFC 6026).
 
+pub mod auth;
 pub mod build;
 pub mod framing;
 pub mod header;
