@@ -18,8 +18,7 @@ pub enum Frame {
     Pong,
 }
 
-/// The stream cannot be framed any more: the connection must be closed
-/// (after answering with [`FramingError::status`] where it says so).
+/// The stream cannot be framed any more: the connection must be closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FramingError {
     /// Headers did not end within the size limit.

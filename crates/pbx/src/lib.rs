@@ -1,0 +1,17 @@
+//! PBX logic, written as sans-IO state machines.
+//!
+//! Each feature is a module that takes events with an explicit time and
+//! returns what to do; the server crate owns sockets, tasks, the clock and
+//! the database, and applies the returned changes.
+//!
+//! - [`registrar`]: REGISTER handling and the location service
+//!   (RFC 3261 §10, RFC 5626 outbound basics, RFC 3327 Path).
+//! - [`guard`]: brute-force protection: failure counting per source and
+//!   per username, temporary blocks, trusted networks.
+
+pub mod guard;
+pub mod registrar;
+
+/// Milliseconds since the Unix epoch: the time input of the cores that
+/// persist state (bindings must survive a restart, so they carry wall time).
+pub type UnixMs = u64;
