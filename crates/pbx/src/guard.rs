@@ -40,7 +40,12 @@ impl FromStr for IpNet {
         let addr: IpAddr = a.trim().parse().map_err(|_| err())?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
-            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(err)?,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(err)?,
             None => max,
         };
         Ok(IpNet { addr, prefix })
@@ -57,11 +62,15 @@ impl IpNet {
         };
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -297,7 +306,8 @@ impl Guard {
             });
         }
         let window = self.cfg.window_ms;
-        self.by_source.retain(|_, q| count_recent(q, now, window) > 0);
+        self.by_source
+            .retain(|_, q| count_recent(q, now, window) > 0);
         self.by_user.retain(|_, q| count_recent(q, now, window) > 0);
     }
 
@@ -331,12 +341,17 @@ mod tests {
         assert_eq!(g.check(ip("192.0.2.1"), 5000), Access::Allowed);
         let events: Vec<_> = std::iter::from_fn(|| g.poll_event()).collect();
         assert_eq!(events.len(), 6);
-        assert!(matches!(events[5], AuditEvent::Lockout { source_failures: 5, until, .. } if until == 4000 + 15 * MIN));
+        assert!(
+            matches!(events[5], AuditEvent::Lockout { source_failures: 5, until, .. } if until == 4000 + 15 * MIN)
+        );
         // The block ends after 15 minutes.
         assert_eq!(g.poll_timeout(), Some(4000 + 15 * MIN));
         g.handle_timeout(4000 + 15 * MIN);
         assert_eq!(g.check(attacker, 4000 + 15 * MIN), Access::Allowed);
-        assert!(matches!(g.poll_event(), Some(AuditEvent::Unlock { how: "expired", .. })));
+        assert!(matches!(
+            g.poll_event(),
+            Some(AuditEvent::Unlock { how: "expired", .. })
+        ));
     }
 
     #[test]
@@ -388,7 +403,12 @@ mod tests {
         assert!(n.contains(ip("192.168.44.1")));
         assert!(!n.contains(ip("192.169.0.1")));
         assert!(n.contains(ip("::ffff:192.168.1.1")));
-        assert!("0.0.0.0/0".parse::<IpNet>().unwrap().contains(ip("8.8.8.8")));
+        assert!(
+            "0.0.0.0/0"
+                .parse::<IpNet>()
+                .unwrap()
+                .contains(ip("8.8.8.8"))
+        );
         assert!("10.0.0.0/33".parse::<IpNet>().is_err());
         assert!("nonsense".parse::<IpNet>().is_err());
     }

@@ -18,8 +18,113 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// SIP transports and protocol settings.
     pub sip: SipConfig,
+    /// Registrar limits.
+    pub registrar: RegistrarSection,
+    /// Brute-force protection.
+    pub security: SecuritySection,
+    /// Extensions created at start-up (zero-setup demo); see
+    /// docs/configuration.md.
+    pub extensions: Vec<ExtensionEntry>,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[registrar]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarSection {
+    /// Shorter expiries get 423 Interval Too Brief.
+    pub min_expires_s: u32,
+    /// Longer expiries are shortened to this.
+    pub max_expires_s: u32,
+    /// Expiry when the phone asks for none.
+    pub default_expires_s: u32,
+    /// Most contacts per extension.
+    pub max_contacts: usize,
+}
+
+impl Default for RegistrarSection {
+    fn default() -> Self {
+        RegistrarSection {
+            min_expires_s: 60,
+            max_expires_s: 3600,
+            default_expires_s: 3600,
+            max_contacts: 10,
+        }
+    }
+}
+
+/// `[security]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySection {
+    /// Authentication failures within the window that block a source.
+    pub max_failures: u32,
+    /// Counting window in seconds.
+    pub window_s: u64,
+    /// Block duration in seconds.
+    pub block_s: u64,
+    /// Networks never blocked (CIDR), e.g. `["10.0.0.0/8"]`.
+    pub trusted_networks: Vec<String>,
+    /// What a blocked source gets: `forbidden` (403) or `silent` (nothing).
+    pub blocked_response: BlockedResponse,
+    /// Lifetime of digest nonces in seconds (older ones get stale=true).
+    pub nonce_ttl_s: u64,
+    /// Digest algorithms offered, one challenge each, in this order. Many
+    /// phones (and SIPp) take the first challenge whatever it is, so MD5
+    /// comes first by default; put `SHA-256` first where phones allow.
+    pub digest_algorithms: Vec<DigestAlgorithm>,
+}
+
+/// A digest algorithm name as written in the configuration.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum DigestAlgorithm {
+    /// MD5 (RFC 2617).
+    #[serde(rename = "MD5")]
+    Md5,
+    /// SHA-256 (RFC 7616, RFC 8760).
+    #[serde(rename = "SHA-256")]
+    Sha256,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        SecuritySection {
+            max_failures: 5,
+            window_s: 300,
+            block_s: 900,
+            trusted_networks: Vec::new(),
+            blocked_response: BlockedResponse::Forbidden,
+            nonce_ttl_s: 300,
+            digest_algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+        }
+    }
+}
+
+/// Answer to requests from blocked sources.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockedResponse {
+    /// 403 Forbidden.
+    Forbidden,
+    /// No answer at all.
+    Silent,
+}
+
+/// One `[[extensions]]` entry.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionEntry {
+    /// Extension number, also the SIP username unless `username` is set.
+    pub number: String,
+    /// SIP password (only its digest hashes are kept in the database).
+    pub password: String,
+    /// SIP username, if it differs from the number.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
 }
 
 /// `[sip]`
@@ -38,6 +143,9 @@ pub struct SipConfig {
     pub max_tcp_connections: usize,
     /// Value of the Server / User-Agent header.
     pub user_agent: String,
+    /// Digest authentication realm. Changing it invalidates stored
+    /// passwords (their hashes include the realm).
+    pub realm: String,
     /// Transaction timers.
     pub timers: TimerConfig,
 }
@@ -54,6 +162,7 @@ impl Default for SipConfig {
             tcp_idle_timeout_s: 600,
             max_tcp_connections: 10_000,
             user_agent: concat!("pbx/", env!("CARGO_PKG_VERSION")).to_string(),
+            realm: "pbx".to_string(),
             timers: TimerConfig::default(),
         }
     }
@@ -260,9 +369,7 @@ fn locate(text: &str, field: &str) -> Option<usize> {
         let l = line.trim();
         if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
             current = s.trim().to_string();
-        } else if current == section
-            && l.split('=').next().is_some_and(|k| k.trim() == key)
-        {
+        } else if current == section && l.split('=').next().is_some_and(|k| k.trim() == key) {
             return Some(n + 1);
         }
     }
@@ -276,7 +383,10 @@ fn validate(cfg: &Config) -> Result<(), (String, String)> {
         return fail("sip.listen", "at least one address is needed".into());
     }
     if cfg.sip.transports.is_empty() {
-        return fail("sip.transports", "at least one of \"udp\", \"tcp\" is needed".into());
+        return fail(
+            "sip.transports",
+            "at least one of \"udp\", \"tcp\" is needed".into(),
+        );
     }
     if !(1024..=1_048_576).contains(&cfg.sip.max_message_size) {
         return fail(
@@ -286,7 +396,10 @@ fn validate(cfg: &Config) -> Result<(), (String, String)> {
     }
     let t = &cfg.sip.timers;
     if !(1..=60_000).contains(&t.t1_ms) {
-        return fail("sip.timers.t1_ms", format!("{} is outside 1..=60000", t.t1_ms));
+        return fail(
+            "sip.timers.t1_ms",
+            format!("{} is outside 1..=60000", t.t1_ms),
+        );
     }
     if t.t2_ms < t.t1_ms {
         return fail(
@@ -295,7 +408,10 @@ fn validate(cfg: &Config) -> Result<(), (String, String)> {
         );
     }
     if !(1..=600_000).contains(&t.t4_ms) {
-        return fail("sip.timers.t4_ms", format!("{} is outside 1..=600000", t.t4_ms));
+        return fail(
+            "sip.timers.t4_ms",
+            format!("{} is outside 1..=600000", t.t4_ms),
+        );
     }
     if cfg.sip.user_agent.is_empty() || cfg.sip.user_agent.contains(['\r', '\n']) {
         return fail(
@@ -303,8 +419,95 @@ fn validate(cfg: &Config) -> Result<(), (String, String)> {
             format!("{:?} must be one non-empty line", cfg.sip.user_agent),
         );
     }
+    if cfg.sip.realm.is_empty() || cfg.sip.realm.contains(['"', '\\', '\r', '\n']) {
+        return fail(
+            "sip.realm",
+            format!("{:?} must be non-empty text without quotes", cfg.sip.realm),
+        );
+    }
+    let r = &cfg.registrar;
+    if r.min_expires_s == 0 || r.min_expires_s > r.max_expires_s {
+        return fail(
+            "registrar.min_expires_s",
+            format!(
+                "{} must be between 1 and max_expires_s ({})",
+                r.min_expires_s, r.max_expires_s
+            ),
+        );
+    }
+    if r.default_expires_s < r.min_expires_s || r.default_expires_s > r.max_expires_s {
+        return fail(
+            "registrar.default_expires_s",
+            format!(
+                "{} must lie within min_expires_s..=max_expires_s",
+                r.default_expires_s
+            ),
+        );
+    }
+    if r.max_contacts == 0 {
+        return fail("registrar.max_contacts", "0 must be at least 1".into());
+    }
+    let sec = &cfg.security;
+    if sec.max_failures == 0 {
+        return fail("security.max_failures", "0 must be at least 1".into());
+    }
+    if sec.window_s == 0 || sec.block_s == 0 || sec.nonce_ttl_s == 0 {
+        return fail(
+            "security.window_s",
+            "window_s, block_s and nonce_ttl_s must be positive".into(),
+        );
+    }
+    if sec.digest_algorithms.is_empty() {
+        return fail(
+            "security.digest_algorithms",
+            "at least one of \"MD5\", \"SHA-256\" is needed".into(),
+        );
+    }
+    for n in &sec.trusted_networks {
+        if n.parse::<pbx::guard::IpNet>().is_err() {
+            return fail(
+                "security.trusted_networks",
+                format!("{n:?} is not ADDRESS or ADDRESS/PREFIX"),
+            );
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for e in &cfg.extensions {
+        let user = e.username.as_deref().unwrap_or(&e.number);
+        if e.number.is_empty() || !e.number.chars().all(|c| c.is_ascii_digit()) {
+            return fail(
+                "extensions.number",
+                format!("{:?} must be digits", e.number),
+            );
+        }
+        if user.is_empty()
+            || !user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return fail(
+                "extensions.username",
+                format!("{user:?} must be letters, digits, - _ ."),
+            );
+        }
+        if e.password.len() < 8 {
+            return fail(
+                "extensions.password",
+                format!(
+                    "extension {}: the password must have at least 8 characters",
+                    e.number
+                ),
+            );
+        }
+        if !seen.insert(user.to_string()) {
+            return fail("extensions.number", format!("{user:?} appears twice"));
+        }
+    }
     if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
-        return fail("log.level", format!("{:?} is not a valid filter", cfg.log.level));
+        return fail(
+            "log.level",
+            format!("{:?} is not a valid filter", cfg.log.level),
+        );
     }
     Ok(())
 }
@@ -329,7 +532,9 @@ mod tests {
             .to_string();
         assert!(e.starts_with("pbx.toml:2: "), "{e}");
         assert!(e.contains("invalid socket address"), "{e}");
-        let e = from_text("[sip]\nlisen = []\n", "pbx.toml", &[]).unwrap_err().to_string();
+        let e = from_text("[sip]\nlisen = []\n", "pbx.toml", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("pbx.toml:2: ") && e.contains("lisen"), "{e}");
     }
 
@@ -337,7 +542,10 @@ mod tests {
     fn env_overrides() {
         let env = vec![
             ("PBX__SIP__TIMERS__T1_MS".to_string(), "250".to_string()),
-            ("PBX__SIP__LISTEN".to_string(), "[\"127.0.0.1:5099\"]".to_string()),
+            (
+                "PBX__SIP__LISTEN".to_string(),
+                "[\"127.0.0.1:5099\"]".to_string(),
+            ),
             ("PBX__LOG__LEVEL".to_string(), "debug".to_string()),
         ];
         let c = from_text("[sip.timers]\nt1_ms = 100\n", "f", &env).unwrap();
@@ -352,6 +560,9 @@ mod tests {
         );
         let bad = vec![("PBX__SIP__TIMERS__T1_MS".to_string(), "abc".to_string())];
         let e = from_text("", "f", &bad).unwrap_err().to_string();
-        assert!(e.contains("PBX__SIP__TIMERS__T1_MS") && e.contains("abc"), "{e}");
+        assert!(
+            e.contains("PBX__SIP__TIMERS__T1_MS") && e.contains("abc"),
+            "{e}"
+        );
     }
 }

@@ -4,12 +4,11 @@
 //! [`config`] (built-in defaults when there is none). Subcommands manage it.
 
 mod config;
-mod endpoint;
+mod core;
 mod logging;
 mod transport;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,7 +19,11 @@ use tracing::{error, info};
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(name = "pbx", version, about = "An enterprise PBX: SIP registrar, B2BUA and call features")]
+#[command(
+    name = "pbx",
+    version,
+    about = "An enterprise PBX: SIP registrar, B2BUA and call features"
+)]
 struct Cli {
     /// Configuration file (TOML). Default: $PBX_CONFIG, else ./pbx.toml if
     /// present, else built-in defaults.
@@ -61,7 +64,10 @@ fn main() -> std::process::ExitCode {
         Command::Serve => {
             logging::init(&cfg.log);
             info!(config = ?origin, "starting pbx {}", env!("CARGO_PKG_VERSION"));
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     error!(error = %e, "cannot start the runtime");
@@ -81,12 +87,19 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve(cfg: config::Config) -> anyhow::Result<()> {
-    let endpoint = Arc::new(endpoint::Endpoint::new(
-        cfg.sip.user_agent.clone(),
-        cfg.sip.max_message_size,
-    ));
+    let mut directory = core::Directory::default();
+    for e in &cfg.extensions {
+        let user = e.username.clone().unwrap_or_else(|| e.number.clone());
+        let creds = core::Credentials::from_password(&user, &cfg.sip.realm, &e.password);
+        directory.insert(user, creds);
+    }
+    info!(extensions = directory.len(), "directory loaded");
     let mut tasks = JoinSet::new();
-    transport::start(&cfg, endpoint, &mut tasks)?;
+    let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(transport::INBOUND_QUEUE);
+    let (outbound, _bound) = transport::start(&cfg, inbound_tx, &mut tasks)?;
+    let (_control_tx, control_rx) = tokio::sync::mpsc::unbounded_channel();
+    let sip_core = core::Core::new(&cfg, directory, outbound, None, std::time::Instant::now());
+    tasks.spawn(core::run(sip_core, inbound_rx, control_rx));
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut usr1 = signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?;

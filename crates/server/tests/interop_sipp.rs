@@ -17,16 +17,28 @@ fn run_sipp(target: &str, extra: &[&str], calls: u32) -> (bool, String) {
         .arg(target)
         .arg("-sf")
         .arg(&scenario)
-        .args(["-m", &calls.to_string(), "-r", "200", "-nostdin", "-timeout", "30s"])
+        .args([
+            "-m",
+            &calls.to_string(),
+            "-r",
+            "200",
+            "-nostdin",
+            "-timeout",
+            "30s",
+        ])
         .args(["-timeout_error", "-max_recv_loops", "1000"])
         .args(extra)
         .current_dir(std::env::temp_dir())
         .output()
         .expect("run sipp");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     let ok = out.status.success()
         && text.lines().any(|l| {
-            l.contains("Successful call") && l.split('|').nth(2).is_some_and(|c| c.trim() == calls.to_string())
+            l.contains("Successful call")
+                && l.split('|')
+                    .nth(2)
+                    .is_some_and(|c| c.trim() == calls.to_string())
         });
     (ok, text)
 }
@@ -48,7 +60,9 @@ fn sipp_options_over_udp_tcp_and_ipv6() {
         let (ok, out) = run_sipp(&target6, &["-i", "::1", "-t", "t1"], 50);
         assert!(ok, "IPv6 TCP OPTIONS failed:\n{out}\n{}", pbx.log());
     }
-    let status = pbx.terminate(Duration::from_secs(10)).expect("pbx did not stop on SIGTERM");
+    let status = pbx
+        .terminate(Duration::from_secs(10))
+        .expect("pbx did not stop on SIGTERM");
     assert!(status.success(), "pbx exited with {status:?}");
     assert!(pbx.log().contains("SIGTERM: shutting down"));
 }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use common::{Pbx, options_request, options_status, status_of};
 
 fn read_responses(stream: &mut TcpStream, want: usize) -> Vec<u8> {
-    stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut got = Vec::new();
     let mut buf = [0u8; 8192];
@@ -128,8 +130,15 @@ fn garbage_and_mutations_never_crash() {
             let _ = s.write_all(&junk);
         }
     }
-    assert_eq!(options_status(pbx.addr(), Duration::from_secs(3)), Some(200));
-    assert!(pbx.child.try_wait().unwrap().is_none(), "pbx died:\n{}", pbx.log());
+    assert_eq!(
+        options_status(pbx.addr(), Duration::from_secs(3)),
+        Some(200)
+    );
+    assert!(
+        pbx.child.try_wait().unwrap().is_none(),
+        "pbx died:\n{}",
+        pbx.log()
+    );
     assert!(!pbx.log().contains("panicked"), "{}", pbx.log());
 }
 
@@ -138,21 +147,32 @@ fn config_errors_name_file_line_and_field() {
     let dir = std::env::temp_dir().join(format!("pbx-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bad.toml");
-    std::fs::write(&path, "[sip]\nlisten = [\"127.0.0.1:5999\"]\n[sip.timers]\nt1_ms = 0\n").unwrap();
+    std::fs::write(
+        &path,
+        "[sip]\nlisten = [\"127.0.0.1:5999\"]\n[sip.timers]\nt1_ms = 0\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pbx"))
         .args(["--config", path.to_str().unwrap(), "check-config"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(&format!("{}:4: sip.timers.t1_ms: 0", path.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:4: sip.timers.t1_ms: 0", path.display())),
+        "{err}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_pbx"))
         .args(["--config", path.to_str().unwrap(), "check-config"])
         .env("PBX__SIP__TIMERS__T1_MS", "300")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("t1_ms = 300"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -321,11 +321,11 @@ pub enum Verdict {
     },
     /// No usable credentials for our realm: send a challenge.
     Challenge,
-    /// Credentials with an expired nonce: challenge with `stale=true`
-    /// (the password was right, RFC 7616 §3.3).
+    /// Right password but an expired nonce or a nonce count already used:
+    /// challenge again with `stale=true` (RFC 7616 §3.3).
     Stale,
-    /// Wrong password, unknown user, replayed nonce count or a forged
-    /// nonce. Counted as a failure; answered like [`Verdict::Challenge`] so
+    /// Wrong password, unknown user or an unsupported algorithm. Counted as
+    /// a failure; answered like [`Verdict::Challenge`] so
     /// an attacker cannot tell which it was.
     Failed {
         /// The username claimed.
@@ -431,7 +431,10 @@ impl DigestAuth {
             .clone()
             .unwrap_or_else(|| ha1(alg, &c.username, &self.realm, "\u{0}no-such-user"));
         let expected = response(alg, &ha1, &c, method);
-        let matches = constant_time_eq(expected.as_bytes(), c.response.to_ascii_lowercase().as_bytes());
+        let matches = constant_time_eq(
+            expected.as_bytes(),
+            c.response.to_ascii_lowercase().as_bytes(),
+        );
         if known.is_none() {
             return fail("unknown user");
         }
@@ -442,12 +445,17 @@ impl DigestAuth {
             return Verdict::Stale;
         }
         if c.qop.is_some() {
-            let Some(nc) = c.nc.as_deref().and_then(|n| u32::from_str_radix(n, 16).ok()) else {
+            let Some(nc) =
+                c.nc.as_deref()
+                    .and_then(|n| u32::from_str_radix(n, 16).ok())
+            else {
                 return fail("bad nonce count");
             };
             let entry = self.counts.entry(c.nonce.clone()).or_insert((0, now));
             if nc <= entry.0 {
-                return fail("replayed nonce count");
+                // The password was right, so this is a replay or a client
+                // reusing a nonce: demand a fresh nonce, count no failure.
+                return Verdict::Stale;
             }
             *entry = (nc, now);
         }
@@ -474,7 +482,12 @@ mod tests {
     /// RFC 2617 §3.5 example, computed by the MD5 path.
     #[test]
     fn rfc2617_example() {
-        let ha1 = ha1(Algorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life");
+        let ha1 = ha1(
+            Algorithm::Md5,
+            "Mufasa",
+            "testrealm@host.com",
+            "Circle Of Life",
+        );
         let c = Credentials {
             username: "Mufasa".into(),
             realm: "testrealm@host.com".into(),
@@ -485,13 +498,21 @@ mod tests {
             cnonce: Some("0a4f113b".into()),
             ..Default::default()
         };
-        assert_eq!(response(Algorithm::Md5, &ha1, &c, "GET"), "6629fae49393a05397450978507c4ef1");
+        assert_eq!(
+            response(Algorithm::Md5, &ha1, &c, "GET"),
+            "6629fae49393a05397450978507c4ef1"
+        );
     }
 
     /// RFC 7616 §3.9.1 example (SHA-256).
     #[test]
     fn rfc7616_sha256_example() {
-        let ha1 = ha1(Algorithm::Sha256, "Mufasa", "http-auth@example.org", "Circle of Life");
+        let ha1 = ha1(
+            Algorithm::Sha256,
+            "Mufasa",
+            "http-auth@example.org",
+            "Circle of Life",
+        );
         let c = Credentials {
             nonce: "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v".into(),
             uri: "/dir/index.html".into(),
@@ -515,14 +536,30 @@ mod tests {
         assert_eq!(c.username, "100");
         assert_eq!(c.cnonce.as_deref(), Some("x y"));
         assert_eq!(c.nc.as_deref(), Some("00000001"));
-        assert_eq!(Credentials::parse(b"Basic abc"), Err(CredentialsError::NotDigest));
-        assert_eq!(Credentials::parse(br#"Digest username="a""#), Err(CredentialsError::Missing));
-        assert_eq!(Credentials::parse(br#"Digest username="a"#), Err(CredentialsError::Malformed));
+        assert_eq!(
+            Credentials::parse(b"Basic abc"),
+            Err(CredentialsError::NotDigest)
+        );
+        assert_eq!(
+            Credentials::parse(br#"Digest username="a""#),
+            Err(CredentialsError::Missing)
+        );
+        assert_eq!(
+            Credentials::parse(br#"Digest username="a"#),
+            Err(CredentialsError::Malformed)
+        );
     }
 
     fn answer(auth: &mut DigestAuth, user: &str, pw: &str, nc: u32, now: Instant) -> String {
         let ch = auth.challenges(now, false).remove(0);
-        let nonce = ch.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let nonce = ch
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
         answer_nonce(user, pw, &nonce, nc)
     }
 
@@ -537,7 +574,12 @@ mod tests {
             cnonce: Some("c".into()),
             ..Default::default()
         };
-        let r = response(Algorithm::Md5, &ha1(Algorithm::Md5, user, "pbx", pw), &c, "REGISTER");
+        let r = response(
+            Algorithm::Md5,
+            &ha1(Algorithm::Md5, user, "pbx", pw),
+            &c,
+            "REGISTER",
+        );
         format!(
             "Digest username=\"{user}\", realm=\"pbx\", nonce=\"{nonce}\", uri=\"sip:pbx\", response=\"{r}\", algorithm=MD5, qop=auth, nc={nc:08x}, cnonce=\"c\""
         )
@@ -550,27 +592,51 @@ mod tests {
         let lookup = |u: &str, a| (u == "100").then(|| ha1(a, "100", "pbx", "secret"));
         let good = answer(&mut auth, "100", "secret", 1, t0);
         let v = auth.verify([good.as_bytes()], "REGISTER", t0, lookup);
-        assert_eq!(v, Verdict::Authenticated { username: "100".into() });
-        // Same nc again: replay.
+        assert_eq!(
+            v,
+            Verdict::Authenticated {
+                username: "100".into()
+            }
+        );
+        // Same nc again: a replay gets a fresh (stale) challenge.
         let v = auth.verify([good.as_bytes()], "REGISTER", t0, lookup);
-        assert!(matches!(v, Verdict::Failed { reason: "replayed nonce count", .. }));
+        assert_eq!(v, Verdict::Stale);
         let bad = answer(&mut auth, "100", "wrong", 1, t0);
         assert!(matches!(
             auth.verify([bad.as_bytes()], "REGISTER", t0, lookup),
-            Verdict::Failed { reason: "wrong password", .. }
+            Verdict::Failed {
+                reason: "wrong password",
+                ..
+            }
         ));
         let unknown = answer(&mut auth, "999", "x", 1, t0);
         assert!(matches!(
             auth.verify([unknown.as_bytes()], "REGISTER", t0, lookup),
-            Verdict::Failed { reason: "unknown user", .. }
+            Verdict::Failed {
+                reason: "unknown user",
+                ..
+            }
         ));
         // Expired nonce with the right password: stale.
         let late = answer(&mut auth, "100", "secret", 1, t0);
-        let v = auth.verify([late.as_bytes()], "REGISTER", t0 + Duration::from_secs(31), lookup);
+        let v = auth.verify(
+            [late.as_bytes()],
+            "REGISTER",
+            t0 + Duration::from_secs(31),
+            lookup,
+        );
         assert_eq!(v, Verdict::Stale);
         // Forged nonce: plain challenge.
-        let forged = answer_nonce("100", "secret", "00112233445566778899aabbccddeeff0011223344556677", 1);
-        assert_eq!(auth.verify([forged.as_bytes()], "REGISTER", t0, lookup), Verdict::Challenge);
+        let forged = answer_nonce(
+            "100",
+            "secret",
+            "00112233445566778899aabbccddeeff0011223344556677",
+            1,
+        );
+        assert_eq!(
+            auth.verify([forged.as_bytes()], "REGISTER", t0, lookup),
+            Verdict::Challenge
+        );
         assert_eq!(auth.verify([], "REGISTER", t0, lookup), Verdict::Challenge);
     }
 }

@@ -92,7 +92,12 @@ impl Binding {
         sip::uri::SipUri::parse_str(&self.contact)
             .ok()
             .and_then(|u| {
-                let ip = u.host().trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+                let ip = u
+                    .host()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .ok()?;
                 Some(SocketAddr::new(ip, u.port().unwrap_or(5060)))
             })
             .unwrap_or(self.source)
@@ -150,11 +155,21 @@ mod tests {
     #[test]
     fn macs() {
         assert_eq!(
-            derive_mac(Some("\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\""), None).as_deref(),
+            derive_mac(
+                Some("\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\""),
+                None
+            )
+            .as_deref(),
             Some("00:a0:c9:1e:6b:f6")
         );
         // Version-4 UUIDs carry no MAC.
-        assert_eq!(derive_mac(Some("<urn:uuid:f81d4fae-7dec-41d0-a765-00a0c91e6bf6>"), None), None);
+        assert_eq!(
+            derive_mac(
+                Some("<urn:uuid:f81d4fae-7dec-41d0-a765-00a0c91e6bf6>"),
+                None
+            ),
+            None
+        );
         assert_eq!(
             derive_mac(None, Some("Yealink SIP-T46S 66.85.0.5 80:5e:c0:12:34:56")).as_deref(),
             Some("80:5e:c0:12:34:56")
@@ -163,7 +178,10 @@ mod tests {
             derive_mac(None, Some("Grandstream GXP2170 1.0.11.3 000B82AABBCC")).as_deref(),
             Some("00:0b:82:aa:bb:cc")
         );
-        assert_eq!(derive_mac(None, Some("baresip v1.0.0 (x86_64/linux)")), None);
+        assert_eq!(
+            derive_mac(None, Some("baresip v1.0.0 (x86_64/linux)")),
+            None
+        );
         assert_eq!(derive_mac(None, Some("Phone 201811250000")), None);
     }
 

@@ -152,7 +152,11 @@ impl Registrar {
 
     /// Current bindings of an AOR, highest `q` first.
     pub fn lookup(&self, aor: &str) -> Vec<&Binding> {
-        let mut v: Vec<&Binding> = self.by_aor.get(aor).map(|b| b.iter().collect()).unwrap_or_default();
+        let mut v: Vec<&Binding> = self
+            .by_aor
+            .get(aor)
+            .map(|b| b.iter().collect())
+            .unwrap_or_default();
         v.sort_by(|a, b| b.q.unwrap_or(1.0).total_cmp(&a.q.unwrap_or(1.0)));
         v
     }
@@ -243,14 +247,24 @@ impl Registrar {
         let mut changes = Vec::new();
         if contacts.iter().any(|c| sip::scan::trim(c) == b"*") {
             if contacts.len() != 1 || header_expires != Some(0) {
-                return reject(req, 400, "Wildcard Contact needs Expires: 0 and no other contact");
+                return reject(
+                    req,
+                    400,
+                    "Wildcard Contact needs Expires: 0 and no other contact",
+                );
             }
             for b in self.by_aor.get(&aor).into_iter().flatten() {
                 if b.call_id == call_id && b.cseq >= cseq.seq {
                     return reject(req, 400, "CSeq out of order");
                 }
             }
-            let keys: Vec<BindingKey> = self.by_aor.get(&aor).into_iter().flatten().map(Binding::key).collect();
+            let keys: Vec<BindingKey> = self
+                .by_aor
+                .get(&aor)
+                .into_iter()
+                .flatten()
+                .map(Binding::key)
+                .collect();
             for key in keys {
                 if let Some(b) = self.remove(&aor, &key) {
                     changes.push(Change {
@@ -296,7 +310,10 @@ impl Registrar {
                 reg_id,
             });
         }
-        if let Some(short) = wanted.iter().find(|c| c.expires != 0 && c.expires < self.cfg.min_expires) {
+        if let Some(short) = wanted
+            .iter()
+            .find(|c| c.expires != 0 && c.expires < self.cfg.min_expires)
+        {
             let _ = short;
             let mut out = reject(req, 423, "Interval Too Brief");
             out.response
@@ -310,14 +327,22 @@ impl Registrar {
                 (Some(i), Some(r)) => BindingKey::Flow(i.clone(), r),
                 _ => BindingKey::Contact(c.uri.clone()),
             };
-            if let Some(b) = self.by_aor.get(&aor).into_iter().flatten().find(|b| b.key() == key)
+            if let Some(b) = self
+                .by_aor
+                .get(&aor)
+                .into_iter()
+                .flatten()
+                .find(|b| b.key() == key)
                 && b.call_id == call_id
                 && b.cseq >= cseq.seq
             {
                 return reject(req, 400, "CSeq out of order");
             }
         }
-        let user_agent = req.headers.get_str(&HeaderName::UserAgent).map(str::to_string);
+        let user_agent = req
+            .headers
+            .get_str(&HeaderName::UserAgent)
+            .map(str::to_string);
         let path: Vec<String> = if has_option(req, HeaderName::Supported, "path") {
             req.headers
                 .list_values(&HeaderName::Path)

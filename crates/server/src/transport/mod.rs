@@ -3,38 +3,127 @@
 //! UDP listens with one socket per worker on each address (SO_REUSEPORT, so
 //! the kernel spreads flows over the workers while keeping each flow on one
 //! socket); TCP accepts connections and frames them by Content-Length. Both
-//! hand every message to the [`Endpoint`](crate::endpoint::Endpoint) and
-//! write its reply. TLS and WebSocket will be further modules here.
+//! hand every message to the core task as an [`Inbound`], and the core
+//! sends through [`Outbound`], which reuses the connection a peer opened
+//! (RFC 3261 §18.2.2, RFC 5626). TLS and WebSocket will be further modules.
 
 pub mod tcp;
 pub mod udp;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use bytes::Bytes;
+use sip::transaction::{Remote, Transport};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{Config, TransportKind};
-use crate::endpoint::Endpoint;
+use crate::logging::trace_message;
+
+/// A message received from the network.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The bytes of one message.
+    pub data: Bytes,
+    /// Who sent it, over what.
+    pub source: Remote,
+}
+
+/// Queue depth between the transports and the core. When full, UDP
+/// datagrams are dropped (the sender retransmits) and TCP reads pause.
+pub const INBOUND_QUEUE: usize = 65_536;
+
+/// Open TCP connections by peer address: each entry feeds the writer task
+/// of one connection.
+pub type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>;
+
+/// Sends messages for the core.
+#[derive(Debug, Clone, Default)]
+pub struct Outbound {
+    udp_v4: Option<Arc<UdpSocket>>,
+    udp_v6: Option<Arc<UdpSocket>>,
+    tcp: Connections,
+}
+
+impl Outbound {
+    /// Sends `bytes` to `dest`; returns false if it could not be handed to
+    /// the kernel or a connection (no socket, no connection, queue full).
+    pub fn send(&self, dest: Remote, bytes: &Bytes) -> bool {
+        match dest.transport {
+            Transport::Udp => {
+                let socket = if dest.addr.is_ipv4() {
+                    &self.udp_v4
+                } else {
+                    &self.udp_v6
+                };
+                let Some(socket) = socket else {
+                    return false;
+                };
+                trace_message("send", "UDP", dest.addr, bytes);
+                match socket.try_send_to(bytes, dest.addr) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        debug!(dest = %dest.addr, error = %e, "UDP send failed");
+                        false
+                    }
+                }
+            }
+            _ => {
+                let conn = self
+                    .tcp
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&dest.addr).cloned());
+                let Some(conn) = conn else {
+                    debug!(dest = %dest.addr, "no connection to send on");
+                    return false;
+                };
+                trace_message("send", "TCP", dest.addr, bytes);
+                conn.try_send(bytes.clone()).is_ok()
+            }
+        }
+    }
+}
 
 /// Binds every configured listener and spawns its tasks into `tasks`.
-/// Returns the bound addresses. An IPv6 wildcard that cannot be bound
-/// (IPv6 disabled on the host) is skipped with a warning; any other bind
-/// failure is an error naming the address.
+/// Returns the sender the core uses and the bound addresses. An IPv6
+/// wildcard that cannot be bound (IPv6 disabled on the host) is skipped with
+/// a warning; any other bind failure is an error naming the address.
 pub fn start(
     cfg: &Config,
-    endpoint: Arc<Endpoint>,
+    inbound: mpsc::Sender<Inbound>,
     tasks: &mut JoinSet<()>,
-) -> anyhow::Result<Vec<(TransportKind, SocketAddr)>> {
+) -> anyhow::Result<(Outbound, Vec<(TransportKind, SocketAddr)>)> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut bound = Vec::new();
+    let mut out = Outbound::default();
     for &addr in &cfg.sip.listen {
         for &kind in &cfg.sip.transports {
             let result = match kind {
-                TransportKind::Udp => udp::start(addr, workers, endpoint.clone(), cfg.sip.max_message_size, tasks),
-                TransportKind::Tcp => tcp::start(addr, endpoint.clone(), &cfg.sip, tasks),
+                TransportKind::Udp => udp::start(
+                    addr,
+                    workers,
+                    inbound.clone(),
+                    cfg.sip.max_message_size,
+                    tasks,
+                )
+                .map(|(local, socket)| {
+                    let slot = if local.is_ipv4() {
+                        &mut out.udp_v4
+                    } else {
+                        &mut out.udp_v6
+                    };
+                    slot.get_or_insert(socket);
+                    local
+                }),
+                TransportKind::Tcp => {
+                    tcp::start(addr, inbound.clone(), out.tcp.clone(), &cfg.sip, tasks)
+                }
             };
             match result {
                 Ok(local) => {
@@ -51,7 +140,7 @@ pub fn start(
         }
     }
     anyhow::ensure!(!bound.is_empty(), "no SIP listener could be started");
-    Ok(bound)
+    Ok((out, bound))
 }
 
 fn ipv6_unavailable(e: &std::io::Error) -> bool {

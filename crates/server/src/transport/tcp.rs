@@ -1,21 +1,24 @@
-//! SIP over TCP (RFC 3261 §18.3): Content-Length framing, responses on the
-//! connection the request came in on, CRLF keep-alives (RFC 5626 §3.5.1),
-//! idle timeout and a connection limit.
+//! SIP over TCP (RFC 3261 §18.3): Content-Length framing, responses and
+//! requests reuse the connection a peer opened, CRLF keep-alives
+//! (RFC 5626 §3.5.1), idle timeout and a connection limit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use sip::framing::{Frame, StreamFramer};
+use sip::transaction::{Remote, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::debug;
 
-use crate::config::{SipConfig, TransportKind};
-use crate::endpoint::Endpoint;
+use super::{Connections, Inbound};
+use crate::config::SipConfig;
 use crate::logging::trace_message;
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -40,7 +43,8 @@ struct Limits {
 /// Binds `addr` and spawns the accept loop.
 pub fn start(
     addr: SocketAddr,
-    endpoint: Arc<Endpoint>,
+    inbound: mpsc::Sender<Inbound>,
+    connections: Connections,
     cfg: &SipConfig,
     tasks: &mut JoinSet<()>,
 ) -> std::io::Result<SocketAddr> {
@@ -51,13 +55,18 @@ pub fn start(
         idle: Duration::from_secs(cfg.tcp_idle_timeout_s.max(1)),
         max_connections: cfg.max_tcp_connections,
     };
-    tasks.spawn(accept_loop(listener, endpoint, limits));
+    tasks.spawn(accept_loop(listener, inbound, connections, limits));
     Ok(local)
 }
 
-async fn accept_loop(listener: TcpListener, endpoint: Arc<Endpoint>, limits: Limits) {
+async fn accept_loop(
+    listener: TcpListener,
+    inbound: mpsc::Sender<Inbound>,
+    connections: Connections,
+    limits: Limits,
+) {
     let open = Arc::new(AtomicUsize::new(0));
-    let mut connections = JoinSet::new();
+    let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -71,33 +80,54 @@ async fn accept_loop(listener: TcpListener, endpoint: Arc<Endpoint>, limits: Lim
                 };
                 if open.load(Ordering::Relaxed) >= limits.max_connections {
                     debug!(%peer, "TCP connection limit reached, refusing");
-                    drop(stream);
                     continue;
                 }
                 open.fetch_add(1, Ordering::Relaxed);
-                let (endpoint, limits, open) = (endpoint.clone(), limits.clone(), open.clone());
-                connections.spawn(async move {
-                    serve(stream, peer, endpoint, &limits).await;
+                let (inbound, connections, limits, open) =
+                    (inbound.clone(), connections.clone(), limits.clone(), open.clone());
+                tasks.spawn(async move {
+                    serve(stream, peer, inbound, &connections, &limits).await;
+                    if let Ok(mut map) = connections.lock() {
+                        map.remove(&peer);
+                    }
                     open.fetch_sub(1, Ordering::Relaxed);
                 });
             }
             // Reap finished connection tasks so the set does not grow.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
 }
 
-async fn serve(mut stream: TcpStream, peer: SocketAddr, endpoint: Arc<Endpoint>, limits: &Limits) {
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    inbound: mpsc::Sender<Inbound>,
+    connections: &Connections,
+    limits: &Limits,
+) {
     let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(1024);
+    if let Ok(mut map) = connections.lock() {
+        map.insert(peer, tx.clone());
+    }
+    let write_task = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
     let mut framer = StreamFramer::new(limits.max_size);
     let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match tokio::time::timeout(limits.idle, stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Err(_) => return,
+    'read: loop {
+        let n = match tokio::time::timeout(limits.idle, reader.read(&mut buf)).await {
+            Ok(Ok(0)) | Err(_) => break,
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
                 debug!(%peer, error = %e, "TCP read failed");
-                return;
+                break;
             }
         };
         framer.push(&buf[..n]);
@@ -105,25 +135,33 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, endpoint: Arc<Endpoint>,
             match framer.next_frame() {
                 Ok(None) => break,
                 Ok(Some(Frame::Ping)) => {
-                    if stream.write_all(b"\r\n").await.is_err() {
-                        return;
+                    if tx.send(Bytes::from_static(b"\r\n")).await.is_err() {
+                        break 'read;
                     }
                 }
                 Ok(Some(Frame::Pong)) => {}
                 Ok(Some(Frame::Message(data))) => {
                     trace_message("recv", "TCP", peer, &data);
-                    if let Some(reply) = endpoint.handle(data, TransportKind::Tcp, peer) {
-                        trace_message("send", "TCP", peer, &reply.bytes);
-                        if stream.write_all(&reply.bytes).await.is_err() {
-                            return;
-                        }
+                    let msg = Inbound {
+                        data,
+                        source: Remote::new(Transport::Tcp, peer),
+                    };
+                    // Backpressure: a busy core slows this reader down.
+                    if inbound.send(msg).await.is_err() {
+                        break 'read;
                     }
                 }
                 Err(e) => {
                     debug!(%peer, error = %e, "TCP framing error, closing");
-                    return;
+                    break 'read;
                 }
             }
         }
     }
+    if let Ok(mut map) = connections.lock() {
+        map.remove(&peer);
+    }
+    drop(tx);
+    // Let queued answers go out before the socket closes.
+    let _ = tokio::time::timeout(Duration::from_secs(2), write_task).await;
 }

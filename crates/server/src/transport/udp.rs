@@ -4,13 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use sip::transaction::{Remote, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::debug;
 
-use crate::config::TransportKind;
-use crate::endpoint::Endpoint;
+use super::Inbound;
 use crate::logging::trace_message;
 
 fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -28,28 +29,30 @@ fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 /// Binds `workers` sockets on `addr` and spawns a receive loop for each.
-/// Returns the bound address (the real port when `addr` asked for 0).
+/// Returns the bound address (the real port when `addr` asked for 0) and a
+/// socket to send from.
 pub fn start(
     addr: SocketAddr,
     workers: usize,
-    endpoint: Arc<Endpoint>,
+    inbound: mpsc::Sender<Inbound>,
     max_size: usize,
     tasks: &mut JoinSet<()>,
-) -> std::io::Result<SocketAddr> {
-    let first = bind(addr)?;
+) -> std::io::Result<(SocketAddr, Arc<UdpSocket>)> {
+    let first = Arc::new(bind(addr)?);
     let local = first.local_addr()?;
-    let mut sockets = vec![first];
+    let mut sockets = vec![first.clone()];
     for _ in 1..workers {
-        sockets.push(bind(local)?);
+        sockets.push(Arc::new(bind(local)?));
     }
     for socket in sockets {
-        tasks.spawn(serve(socket, endpoint.clone(), max_size));
+        tasks.spawn(serve(socket, inbound.clone(), max_size));
     }
-    Ok(local)
+    Ok((local, first))
 }
 
-async fn serve(socket: UdpSocket, endpoint: Arc<Endpoint>, max_size: usize) {
-    // One byte more than allowed tells an oversized datagram apart.
+async fn serve(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, max_size: usize) {
+    // One byte more than allowed tells an oversized datagram apart; the
+    // parser then refuses it.
     let mut buf = vec![0u8; max_size.max(65_535) + 1];
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
@@ -65,12 +68,14 @@ async fn serve(socket: UdpSocket, endpoint: Arc<Endpoint>, max_size: usize) {
         if data.iter().all(|&b| b == b'\r' || b == b'\n') {
             continue; // keep-alive
         }
-        let Some(reply) = endpoint.handle(Bytes::copy_from_slice(data), TransportKind::Udp, peer) else {
-            continue;
+        let msg = Inbound {
+            data: Bytes::copy_from_slice(data),
+            source: Remote::new(Transport::Udp, peer),
         };
-        trace_message("send", "UDP", reply.dest, &reply.bytes);
-        if let Err(e) = socket.send_to(&reply.bytes, reply.dest).await {
-            debug!(dest = %reply.dest, error = %e, "UDP send failed");
+        match inbound.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => debug!(%peer, "core busy, datagram dropped"),
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
     }
 }

@@ -96,7 +96,10 @@ impl Pbx {
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {
-    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 impl Drop for Pbx {
@@ -120,7 +123,8 @@ pub fn options_status(target: SocketAddr, wait: Duration) -> Option<u16> {
     sock.set_read_timeout(Some(wait)).ok()?;
     let local = sock.local_addr().ok()?;
     let branch = format!("{}", local.port());
-    sock.send_to(options_request(local, "UDP", &branch).as_bytes(), target).ok()?;
+    sock.send_to(options_request(local, "UDP", &branch).as_bytes(), target)
+        .ok()?;
     let mut buf = [0u8; 65535];
     let (n, _) = sock.recv_from(&mut buf).ok()?;
     status_of(&buf[..n])
@@ -136,5 +140,109 @@ pub fn status_of(data: &[u8]) -> Option<u16> {
 /// Whether `sipp` is installed; the interop tests need it (CI installs it).
 pub fn require_sipp() {
     let ok = Command::new("sipp").arg("-v").output().is_ok();
-    assert!(ok, "sipp is not installed: apt-get install sip-tester (CI's .ci/run does this)");
+    assert!(
+        ok,
+        "sipp is not installed: apt-get install sip-tester (CI's .ci/run does this)"
+    );
+}
+
+/// A tiny UDP SIP client for REGISTER tests.
+pub struct Phone {
+    pub sock: UdpSocket,
+    pub user: String,
+    pub domain: String,
+    pub call_id: String,
+    pub cseq: u32,
+}
+
+impl Phone {
+    /// A phone bound to `local_ip` (any 127.x.y.z works on Linux loopback).
+    pub fn new(local_ip: &str, user: &str, domain: &str) -> Phone {
+        let sock = UdpSocket::bind((local_ip, 0)).expect("bind phone");
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let call_id = format!("{}-{user}@test", sock.local_addr().unwrap().port());
+        Phone {
+            sock,
+            user: user.into(),
+            domain: domain.into(),
+            call_id,
+            cseq: 0,
+        }
+    }
+
+    fn register_text(&mut self, expires: u32, auth: Option<&str>) -> String {
+        self.cseq += 1;
+        let local = self.sock.local_addr().unwrap();
+        let (u, d) = (&self.user, &self.domain);
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "REGISTER sip:{d} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{}x{};rport\r\nFrom: <sip:{u}@{d}>;tag=ph{}\r\nTo: <sip:{u}@{d}>\r\nCall-ID: {}\r\nCSeq: {} REGISTER\r\nContact: <sip:{u}@{local}>\r\nExpires: {expires}\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n",
+            self.cseq,
+            local.port(),
+            local.port(),
+            self.call_id,
+            self.cseq
+        )
+    }
+
+    /// Sends and returns the whole response text (None on timeout).
+    pub fn exchange(&self, text: &str, target: SocketAddr) -> Option<String> {
+        self.sock.send_to(text.as_bytes(), target).ok()?;
+        let mut buf = [0u8; 65535];
+        loop {
+            let (n, _) = self.sock.recv_from(&mut buf).ok()?;
+            let resp = String::from_utf8_lossy(&buf[..n]).into_owned();
+            // Skip provisional responses.
+            if status_of(resp.as_bytes()).is_some_and(|s| s >= 200) {
+                return Some(resp);
+            }
+        }
+    }
+
+    /// REGISTER with digest authentication using `password`; returns the
+    /// final status (None: no answer at all).
+    pub fn register(&mut self, password: &str, expires: u32, target: SocketAddr) -> Option<u16> {
+        let first = self.register_text(expires, None);
+        let resp = self.exchange(&first, target)?;
+        let status = status_of(resp.as_bytes())?;
+        if status != 401 {
+            return Some(status);
+        }
+        let challenge = resp
+            .lines()
+            .find(|l| l.starts_with("WWW-Authenticate:") && l.contains("algorithm=MD5"))?
+            .to_string();
+        let field = |name: &str| -> String {
+            challenge
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (realm, nonce) = (field("realm"), field("nonce"));
+        let uri = format!("sip:{}", self.domain);
+        let creds = sip::auth::Credentials {
+            username: self.user.clone(),
+            realm: realm.clone(),
+            nonce: nonce.clone(),
+            uri: uri.clone(),
+            qop: Some("auth".into()),
+            nc: Some("00000001".into()),
+            cnonce: Some("abcdef".into()),
+            ..Default::default()
+        };
+        let alg = sip::auth::Algorithm::Md5;
+        let ha1 = sip::auth::ha1(alg, &self.user, &realm, password);
+        let response = sip::auth::response(alg, &ha1, &creds, "REGISTER");
+        let auth = format!(
+            "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"abcdef\"",
+            self.user
+        );
+        let second = self.register_text(expires, Some(&auth));
+        let resp = self.exchange(&second, target)?;
+        status_of(resp.as_bytes())
+    }
 }

@@ -1,0 +1,410 @@
+//! The SIP core task: one owner for the sans-IO state machines (transaction
+//! layer, digest authenticator, brute-force guard, registrar), fed by the
+//! transports and the clock, sending through [`Outbound`].
+//!
+//! Requests are checked in RFC 3261 §8.2 order: syntax (400), blocked
+//! source (403 or silence), method (405/501), scheme/extensions/body
+//! (416/420/415), then the method's handler. Unparseable input is answered
+//! statelessly where the RFC asks for it and dropped otherwise.
+
+mod directory;
+mod register;
+
+pub use directory::{Credentials, Directory};
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pbx::UnixMs;
+use pbx::guard::{Access, AuditEvent, Guard, GuardConfig};
+use pbx::registrar::{Change, Registrar, RegistrarConfig};
+use sip::auth::{Algorithm, DigestAuth};
+use sip::build::{response_destination, response_to, stamp_via, stateless_to_tag};
+use sip::header::HeaderName;
+use sip::transaction::{Event, Remote, TransactionKey, TransactionLayer, Transport};
+use sip::validate::{Capabilities, check_request};
+use sip::{Headers, Message, Method, Request, Response, StatusCode};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::config::{BlockedResponse, Config, DigestAlgorithm};
+use crate::transport::{Inbound, Outbound};
+
+/// Methods served (the Allow header).
+const ALLOW: &str = "OPTIONS, REGISTER";
+/// Methods recognised but not served yet: 405 with Allow (§8.2.1).
+const RECOGNISED: [Method; 10] = [
+    Method::Invite,
+    Method::Bye,
+    Method::Info,
+    Method::Update,
+    Method::Prack,
+    Method::Subscribe,
+    Method::Notify,
+    Method::Refer,
+    Method::Message,
+    Method::Publish,
+];
+
+/// State changes for the database writer.
+#[derive(Debug, Clone)]
+pub enum Persist {
+    /// A binding was added, refreshed, removed or expired.
+    Binding(Change),
+    /// A security event for the audit log.
+    Audit(AuditEvent),
+}
+
+/// Control messages from the rest of the server.
+#[derive(Debug)]
+pub enum Control {
+    /// Replace the directory (extensions changed).
+    Directory(Directory),
+}
+
+/// The core's state.
+pub struct Core {
+    layer: TransactionLayer,
+    auth: DigestAuth,
+    guard: Guard,
+    registrar: Registrar,
+    directory: Directory,
+    caps: Capabilities,
+    user_agent: String,
+    max_message_size: usize,
+    silent_block: bool,
+    out: Outbound,
+    persist: Option<mpsc::UnboundedSender<Persist>>,
+}
+
+/// Wall-clock milliseconds (for state that outlives the process).
+pub fn unix_ms() -> UnixMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Core {
+    /// A core configured from `cfg`.
+    pub fn new(
+        cfg: &Config,
+        directory: Directory,
+        out: Outbound,
+        persist: Option<mpsc::UnboundedSender<Persist>>,
+        now: Instant,
+    ) -> Core {
+        let t = &cfg.sip.timers;
+        let mut seed = [0u8; 8];
+        let _ = aws_lc_rs::rand::fill(&mut seed);
+        let layer = TransactionLayer::new(sip::transaction::Config {
+            timers: sip::transaction::TimerConfig {
+                t1: Duration::from_millis(t.t1_ms),
+                t2: Duration::from_millis(t.t2_ms),
+                t4: Duration::from_millis(t.t4_ms),
+            },
+            tag_seed: u64::from_le_bytes(seed),
+        });
+        let sec = &cfg.security;
+        let guard = Guard::new(GuardConfig {
+            max_failures: sec.max_failures,
+            window_ms: sec.window_s * 1000,
+            block_ms: sec.block_s * 1000,
+            trusted: sec
+                .trusted_networks
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+            silent: sec.blocked_response == BlockedResponse::Silent,
+        });
+        let r = &cfg.registrar;
+        let registrar = Registrar::new(RegistrarConfig {
+            min_expires: r.min_expires_s,
+            max_expires: r.max_expires_s,
+            default_expires: r.default_expires_s,
+            max_contacts: r.max_contacts,
+        });
+        Core {
+            layer,
+            auth: DigestAuth::new(
+                &cfg.sip.realm,
+                sec.digest_algorithms
+                    .iter()
+                    .map(|a| match a {
+                        DigestAlgorithm::Md5 => Algorithm::Md5,
+                        DigestAlgorithm::Sha256 => Algorithm::Sha256,
+                    })
+                    .collect(),
+                now,
+                Duration::from_secs(sec.nonce_ttl_s),
+            ),
+            guard,
+            registrar,
+            directory,
+            caps: Capabilities::default(),
+            user_agent: cfg.sip.user_agent.clone(),
+            max_message_size: cfg.sip.max_message_size,
+            silent_block: sec.blocked_response == BlockedResponse::Silent,
+            out,
+            persist,
+        }
+    }
+
+    /// The registrar (for restoring persisted bindings at start-up).
+    pub fn registrar_mut(&mut self) -> &mut Registrar {
+        &mut self.registrar
+    }
+
+    /// Applies a control message.
+    pub fn control(&mut self, c: Control) {
+        match c {
+            Control::Directory(d) => self.directory = d,
+        }
+    }
+
+    /// The earliest moment the core must run again.
+    pub fn poll_timeout(&self, now: Instant, wall: UnixMs) -> Option<Instant> {
+        let to_instant = |ms: UnixMs| now + Duration::from_millis(ms.saturating_sub(wall));
+        [
+            self.layer.poll_timeout(),
+            self.registrar.poll_timeout().map(to_instant),
+            self.guard.poll_timeout().map(to_instant),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs whatever is due.
+    pub fn handle_timeout(&mut self, now: Instant, wall: UnixMs) {
+        self.layer.handle_timeout(now);
+        for change in self.registrar.handle_timeout(wall) {
+            debug!(aor = %change.binding.aor, contact = %change.binding.contact, "binding expired");
+            self.persist(Persist::Binding(change));
+        }
+        self.guard.handle_timeout(wall);
+        self.flush(now, wall);
+    }
+
+    /// Handles one message from the network.
+    pub fn handle_inbound(&mut self, msg: Inbound, now: Instant, wall: UnixMs) {
+        let source = msg.source;
+        let parsed = match Message::parse_with_limit(msg.data, self.max_message_size) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(source = %source.addr, error = %e, "unparseable message");
+                if let (Some(status), Some(mut headers)) = (e.status(), e.headers) {
+                    stamp_via(&mut headers, source.addr);
+                    self.stateless(&headers, status, e.detail, &[], source);
+                }
+                return;
+            }
+        };
+        match parsed {
+            Message::Request(mut req) => {
+                stamp_via(&mut req.headers, source.addr);
+                if req.method != Method::Ack {
+                    if let Err(r) = check_request(&req) {
+                        debug!(source = %source.addr, reason = r.reason, "request rejected");
+                        self.stateless(&req.headers, r.status, r.reason, &r.headers, source);
+                        return;
+                    }
+                    match self.guard.check(source.addr.ip(), wall) {
+                        Access::Allowed => {}
+                        Access::Forbidden => {
+                            self.stateless(&req.headers, StatusCode(403), "Forbidden", &[], source);
+                            self.flush(now, wall);
+                            return;
+                        }
+                        Access::Ignore => {
+                            self.flush(now, wall);
+                            return;
+                        }
+                    }
+                }
+                if let Err(e) = self.layer.handle_request(req, source, now) {
+                    debug!(source = %source.addr, error = %e, "request refused by the transaction layer");
+                }
+            }
+            Message::Response(resp) => {
+                if let Err(e) = self.layer.handle_response(resp, source, now) {
+                    debug!(source = %source.addr, error = %e, "stray response dropped");
+                }
+            }
+        }
+        self.flush(now, wall);
+    }
+
+    /// Sends what the layer queued and dispatches its events.
+    fn flush(&mut self, now: Instant, wall: UnixMs) {
+        loop {
+            while let Some(t) = self.layer.poll_transmit() {
+                if !self.out.send(t.dest, &t.bytes)
+                    && let Some(key) = t.key
+                {
+                    self.layer.handle_transport_error(&key);
+                }
+            }
+            let Some(event) = self.layer.poll_event() else {
+                break;
+            };
+            if let Event::Request {
+                key,
+                request,
+                source,
+            } = event
+            {
+                self.dispatch(key, request, source, now, wall);
+            }
+        }
+        while let Some(ev) = self.guard.poll_event() {
+            if let AuditEvent::Lockout {
+                source,
+                username,
+                until,
+                ..
+            } = &ev
+            {
+                warn!(%source, %username, until, "source blocked after repeated authentication failures");
+            }
+            self.persist(Persist::Audit(ev));
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        key: TransactionKey,
+        req: Request,
+        source: Remote,
+        now: Instant,
+        wall: UnixMs,
+    ) {
+        let known = req.method == Method::Options || req.method == Method::Register;
+        if !known {
+            let (status, reason) = if RECOGNISED.contains(&req.method) {
+                (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+            } else {
+                (StatusCode::NOT_IMPLEMENTED, "Not Implemented")
+            };
+            let allow = [(HeaderName::Allow, ALLOW.to_string())];
+            self.respond(&key, &req.headers, status, reason, &allow, now);
+            return;
+        }
+        if let Err(r) = self.caps.check(&req) {
+            self.respond(&key, &req.headers, r.status, r.reason, &r.headers, now);
+            return;
+        }
+        match req.method {
+            Method::Options => {
+                let extra = [
+                    (HeaderName::Allow, ALLOW.to_string()),
+                    (HeaderName::Accept, "application/sdp".to_string()),
+                    (HeaderName::Supported, self.caps.extensions.join(", ")),
+                ];
+                self.respond(&key, &req.headers, StatusCode::OK, "OK", &extra, now);
+            }
+            _ => self.register(key, req, source, now, wall),
+        }
+    }
+
+    fn finish(&self, mut resp: Response) -> Response {
+        resp.headers
+            .push(HeaderName::Server, self.user_agent.clone());
+        resp
+    }
+
+    /// Answers through server transaction `key`.
+    fn respond(
+        &mut self,
+        key: &TransactionKey,
+        request: &Headers,
+        status: StatusCode,
+        reason: &str,
+        extra: &[(HeaderName, String)],
+        now: Instant,
+    ) {
+        let tag = stateless_to_tag(request);
+        let mut resp = response_to(request, status, reason, Some(&tag));
+        for (name, value) in extra {
+            resp.headers.push(name.clone(), value.clone());
+        }
+        self.send_response(key, resp, now);
+    }
+
+    fn send_response(&mut self, key: &TransactionKey, resp: Response, now: Instant) {
+        let resp = self.finish(resp);
+        if let Err(e) = self.layer.send_response(key, resp, now) {
+            debug!(error = %e, "response not sent");
+        }
+    }
+
+    /// Answers outside any transaction (the request could not have one).
+    fn stateless(
+        &mut self,
+        headers: &Headers,
+        status: StatusCode,
+        reason: &str,
+        extra: &[(HeaderName, String)],
+        source: Remote,
+    ) {
+        for name in [
+            HeaderName::Via,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+            HeaderName::From,
+            HeaderName::To,
+        ] {
+            if headers.get(&name).is_none() {
+                return;
+            }
+        }
+        let tag = stateless_to_tag(headers);
+        let mut resp = response_to(headers, status, reason, Some(&tag));
+        for (name, value) in extra {
+            resp.headers.push(name.clone(), value.clone());
+        }
+        let resp = self.finish(resp);
+        let dest = match source.transport {
+            Transport::Udp => Remote::new(
+                Transport::Udp,
+                response_destination(&resp.headers).unwrap_or(source.addr),
+            ),
+            _ => source,
+        };
+        self.out.send(dest, &Message::Response(resp).to_bytes());
+    }
+
+    fn persist(&self, p: Persist) {
+        if let Some(tx) = &self.persist {
+            let _ = tx.send(p);
+        }
+    }
+}
+
+/// Runs the core until `inbound` closes: messages, timers and control.
+pub async fn run(
+    mut core: Core,
+    mut inbound: mpsc::Receiver<Inbound>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    loop {
+        let now = Instant::now();
+        let deadline = core
+            .poll_timeout(now, unix_ms())
+            .unwrap_or(now + Duration::from_secs(3600));
+        tokio::select! {
+            msg = inbound.recv() => {
+                let Some(msg) = msg else { return };
+                let (now, wall) = (Instant::now(), unix_ms());
+                core.handle_inbound(msg, now, wall);
+                // Drain what else is queued without re-arming the timer.
+                for _ in 0..256 {
+                    let Ok(msg) = inbound.try_recv() else { break };
+                    core.handle_inbound(msg, now, wall);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                core.handle_timeout(Instant::now(), unix_ms());
+            }
+            Some(c) = control.recv() => core.control(c),
+        }
+    }
+}
