@@ -95,11 +95,16 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     }
     info!(extensions = directory.len(), "directory loaded");
     let mut tasks = JoinSet::new();
-    let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(transport::INBOUND_QUEUE);
-    let (outbound, _bound) = transport::start(&cfg, inbound_tx, &mut tasks)?;
-    let (_control_tx, control_rx) = tokio::sync::mpsc::unbounded_channel();
-    let sip_core = core::Core::new(&cfg, directory, outbound, None, std::time::Instant::now());
-    tasks.spawn(core::run(sip_core, inbound_rx, control_rx));
+    let outbound = transport::Outbound::default();
+    let sip_core = core::SharedCore::new(core::Core::new(
+        &cfg,
+        directory,
+        outbound.clone(),
+        None,
+        std::time::Instant::now(),
+    ));
+    transport::start(&cfg, &outbound, &sip_core, &mut tasks)?;
+    tasks.spawn(sip_core.clone().run_timers());
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut usr1 = signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?;

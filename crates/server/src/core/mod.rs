@@ -12,6 +12,7 @@ mod register;
 
 pub use directory::{Credentials, Directory};
 
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pbx::UnixMs;
@@ -23,7 +24,7 @@ use sip::header::HeaderName;
 use sip::transaction::{Event, Remote, TransactionKey, TransactionLayer, Transport};
 use sip::validate::{Capabilities, check_request};
 use sip::{Headers, Message, Method, Request, Response, StatusCode};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
 use crate::config::{BlockedResponse, Config, DigestAlgorithm};
@@ -74,6 +75,8 @@ pub struct Core {
     silent_block: bool,
     out: Outbound,
     persist: Option<mpsc::UnboundedSender<Persist>>,
+    /// The deadline the timer task sleeps until.
+    armed: Option<Instant>,
 }
 
 /// Wall-clock milliseconds (for state that outlives the process).
@@ -145,6 +148,7 @@ impl Core {
             silent_block: sec.blocked_response == BlockedResponse::Silent,
             out,
             persist,
+            armed: None,
         }
     }
 
@@ -379,32 +383,65 @@ impl Core {
     }
 }
 
-/// Runs the core until `inbound` closes: messages, timers and control.
-pub async fn run(
-    mut core: Core,
-    mut inbound: mpsc::Receiver<Inbound>,
-    mut control: mpsc::UnboundedReceiver<Control>,
-) {
-    loop {
-        let now = Instant::now();
-        let deadline = core
-            .poll_timeout(now, unix_ms())
-            .unwrap_or(now + Duration::from_secs(3600));
-        tokio::select! {
-            msg = inbound.recv() => {
-                let Some(msg) = msg else { return };
-                let (now, wall) = (Instant::now(), unix_ms());
-                core.handle_inbound(msg, now, wall);
-                // Drain what else is queued without re-arming the timer.
-                for _ in 0..256 {
-                    let Ok(msg) = inbound.try_recv() else { break };
-                    core.handle_inbound(msg, now, wall);
+/// The core shared by the transport tasks and the timer task. Messages are
+/// handled on the task that received them (no hand-off between threads on
+/// the hot path); the timer task sleeps until the core's next deadline and
+/// is woken when a message brings that deadline forward.
+pub struct SharedCore {
+    core: Mutex<Core>,
+    timer: Notify,
+}
+
+impl SharedCore {
+    /// Wraps a core.
+    pub fn new(core: Core) -> Arc<SharedCore> {
+        Arc::new(SharedCore {
+            core: Mutex::new(core),
+            timer: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock would be a bug; keep serving.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Handles one message from a transport.
+    pub fn handle(&self, msg: Inbound) {
+        let (now, wall) = (Instant::now(), unix_ms());
+        let mut core = self.lock();
+        core.handle_inbound(msg, now, wall);
+        let next = core.poll_timeout(now, wall);
+        if next.is_some_and(|n| core.armed.is_none_or(|a| n < a)) {
+            core.armed = next;
+            drop(core);
+            self.timer.notify_one();
+        }
+    }
+
+    /// Applies a control message.
+    pub fn control(&self, c: Control) {
+        self.lock().control(c);
+    }
+
+    /// Runs the core's timers forever.
+    pub async fn run_timers(self: Arc<Self>) {
+        loop {
+            let deadline = {
+                let now = Instant::now();
+                let mut core = self.lock();
+                let d = core
+                    .poll_timeout(now, unix_ms())
+                    .unwrap_or(now + Duration::from_secs(3600));
+                core.armed = Some(d);
+                d
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.lock().handle_timeout(Instant::now(), unix_ms());
                 }
+                _ = self.timer.notified() => {}
             }
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                core.handle_timeout(Instant::now(), unix_ms());
-            }
-            Some(c) = control.recv() => core.control(c),
         }
     }
 }

@@ -12,13 +12,15 @@ pub mod udp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
 use bytes::Bytes;
 use sip::transaction::{Remote, Transport};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+
+use crate::core::SharedCore;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -34,23 +36,30 @@ pub struct Inbound {
     pub source: Remote,
 }
 
-/// Queue depth between the transports and the core. When full, UDP
-/// datagrams are dropped (the sender retransmits) and TCP reads pause.
-pub const INBOUND_QUEUE: usize = 65_536;
-
 /// Open TCP connections by peer address: each entry feeds the writer task
 /// of one connection.
 pub type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>;
 
 /// Sends messages for the core.
+///
+/// The core is built before the listeners, so the UDP sockets are filled in
+/// once, as they are bound.
 #[derive(Debug, Clone, Default)]
 pub struct Outbound {
-    udp_v4: Option<Arc<UdpSocket>>,
-    udp_v6: Option<Arc<UdpSocket>>,
+    udp_v4: Arc<OnceLock<Arc<UdpSocket>>>,
+    udp_v6: Arc<OnceLock<Arc<UdpSocket>>>,
     tcp: Connections,
 }
 
 impl Outbound {
+    /// Uses `socket` to send UDP to its address family (the first bound
+    /// socket of each family is kept).
+    fn add_udp(&self, socket: Arc<UdpSocket>) {
+        let ipv4 = socket.local_addr().is_ok_and(|a| a.is_ipv4());
+        let slot = if ipv4 { &self.udp_v4 } else { &self.udp_v6 };
+        let _ = slot.set(socket);
+    }
+
     /// Sends `bytes` to `dest`; returns false if it could not be handed to
     /// the kernel or a connection (no socket, no connection, queue full).
     pub fn send(&self, dest: Remote, bytes: &Bytes) -> bool {
@@ -61,7 +70,7 @@ impl Outbound {
                 } else {
                     &self.udp_v6
                 };
-                let Some(socket) = socket else {
+                let Some(socket) = socket.get() else {
                     return false;
                 };
                 trace_message("send", "UDP", dest.addr, bytes);
@@ -96,33 +105,28 @@ impl Outbound {
 /// a warning; any other bind failure is an error naming the address.
 pub fn start(
     cfg: &Config,
-    inbound: mpsc::Sender<Inbound>,
+    outbound: &Outbound,
+    core: &Arc<SharedCore>,
     tasks: &mut JoinSet<()>,
-) -> anyhow::Result<(Outbound, Vec<(TransportKind, SocketAddr)>)> {
+) -> anyhow::Result<Vec<(TransportKind, SocketAddr)>> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut bound = Vec::new();
-    let mut out = Outbound::default();
     for &addr in &cfg.sip.listen {
         for &kind in &cfg.sip.transports {
             let result = match kind {
                 TransportKind::Udp => udp::start(
                     addr,
                     workers,
-                    inbound.clone(),
+                    core.clone(),
                     cfg.sip.max_message_size,
                     tasks,
                 )
                 .map(|(local, socket)| {
-                    let slot = if local.is_ipv4() {
-                        &mut out.udp_v4
-                    } else {
-                        &mut out.udp_v6
-                    };
-                    slot.get_or_insert(socket);
+                    outbound.add_udp(socket);
                     local
                 }),
                 TransportKind::Tcp => {
-                    tcp::start(addr, inbound.clone(), out.tcp.clone(), &cfg.sip, tasks)
+                    tcp::start(addr, core.clone(), outbound.tcp.clone(), &cfg.sip, tasks)
                 }
             };
             match result {
@@ -140,7 +144,7 @@ pub fn start(
         }
     }
     anyhow::ensure!(!bound.is_empty(), "no SIP listener could be started");
-    Ok((out, bound))
+    Ok(bound)
 }
 
 fn ipv6_unavailable(e: &std::io::Error) -> bool {

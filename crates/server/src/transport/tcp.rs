@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tracing::debug;
 
 use super::{Connections, Inbound};
+use crate::core::SharedCore;
 use crate::config::SipConfig;
 use crate::logging::trace_message;
 
@@ -43,7 +44,7 @@ struct Limits {
 /// Binds `addr` and spawns the accept loop.
 pub fn start(
     addr: SocketAddr,
-    inbound: mpsc::Sender<Inbound>,
+    core: Arc<SharedCore>,
     connections: Connections,
     cfg: &SipConfig,
     tasks: &mut JoinSet<()>,
@@ -55,13 +56,13 @@ pub fn start(
         idle: Duration::from_secs(cfg.tcp_idle_timeout_s.max(1)),
         max_connections: cfg.max_tcp_connections,
     };
-    tasks.spawn(accept_loop(listener, inbound, connections, limits));
+    tasks.spawn(accept_loop(listener, core, connections, limits));
     Ok(local)
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    inbound: mpsc::Sender<Inbound>,
+    core: Arc<SharedCore>,
     connections: Connections,
     limits: Limits,
 ) {
@@ -83,10 +84,10 @@ async fn accept_loop(
                     continue;
                 }
                 open.fetch_add(1, Ordering::Relaxed);
-                let (inbound, connections, limits, open) =
-                    (inbound.clone(), connections.clone(), limits.clone(), open.clone());
+                let (core, connections, limits, open) =
+                    (core.clone(), connections.clone(), limits.clone(), open.clone());
                 tasks.spawn(async move {
-                    serve(stream, peer, inbound, &connections, &limits).await;
+                    serve(stream, peer, core, &connections, &limits).await;
                     if let Ok(mut map) = connections.lock() {
                         map.remove(&peer);
                     }
@@ -102,7 +103,7 @@ async fn accept_loop(
 async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
-    inbound: mpsc::Sender<Inbound>,
+    core: Arc<SharedCore>,
     connections: &Connections,
     limits: &Limits,
 ) {
@@ -142,14 +143,10 @@ async fn serve(
                 Ok(Some(Frame::Pong)) => {}
                 Ok(Some(Frame::Message(data))) => {
                     trace_message("recv", "TCP", peer, &data);
-                    let msg = Inbound {
+                    core.handle(Inbound {
                         data,
                         source: Remote::new(Transport::Tcp, peer),
-                    };
-                    // Backpressure: a busy core slows this reader down.
-                    if inbound.send(msg).await.is_err() {
-                        break 'read;
-                    }
+                    });
                 }
                 Err(e) => {
                     debug!(%peer, error = %e, "TCP framing error, closing");

@@ -7,11 +7,11 @@ use bytes::Bytes;
 use sip::transaction::{Remote, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::debug;
 
 use super::Inbound;
+use crate::core::SharedCore;
 use crate::logging::trace_message;
 
 fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -34,7 +34,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 pub fn start(
     addr: SocketAddr,
     workers: usize,
-    inbound: mpsc::Sender<Inbound>,
+    core: Arc<SharedCore>,
     max_size: usize,
     tasks: &mut JoinSet<()>,
 ) -> std::io::Result<(SocketAddr, Arc<UdpSocket>)> {
@@ -45,12 +45,12 @@ pub fn start(
         sockets.push(Arc::new(bind(local)?));
     }
     for socket in sockets {
-        tasks.spawn(serve(socket, inbound.clone(), max_size));
+        tasks.spawn(serve(socket, core.clone(), max_size));
     }
     Ok((local, first))
 }
 
-async fn serve(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, max_size: usize) {
+async fn serve(socket: Arc<UdpSocket>, core: Arc<SharedCore>, max_size: usize) {
     // One byte more than allowed tells an oversized datagram apart; the
     // parser then refuses it.
     let mut buf = vec![0u8; max_size.max(65_535) + 1];
@@ -68,14 +68,9 @@ async fn serve(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, max_size:
         if data.iter().all(|&b| b == b'\r' || b == b'\n') {
             continue; // keep-alive
         }
-        let msg = Inbound {
+        core.handle(Inbound {
             data: Bytes::copy_from_slice(data),
             source: Remote::new(Transport::Udp, peer),
-        };
-        match inbound.try_send(msg) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => debug!(%peer, "core busy, datagram dropped"),
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
-        }
+        });
     }
 }
