@@ -375,6 +375,50 @@ impl<'a> Extensions<'a> {
         Ok(Some(Ha1::from_hex(hex)))
     }
 
+    /// Every enabled extension that has a password, with both HA1 values
+    /// opened: what the SIP core's in-memory directory is built from (one
+    /// query, however many extensions).
+    pub async fn credentials(&self) -> Result<Vec<(String, Ha1, Ha1)>> {
+        const SQL: &str = "SELECT sip_username, ha1_md5, ha1_sha256 FROM extensions \
+             WHERE enabled = $1 AND ha1_md5 IS NOT NULL AND ha1_sha256 IS NOT NULL \
+             ORDER BY sip_username";
+        let rows: Vec<(String, String, String)> = on_pool!(self.pool, p => {
+            let rows = sqlx::query(SQL).bind(true).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok((r.text("sip_username")?, r.text("ha1_md5")?, r.text("ha1_sha256")?)))
+                .collect::<Result<Vec<_>>>()?
+        });
+        let open = |alg, user: &str, sealed: &str| -> Result<Ha1> {
+            let plain = self.key.open(sealed, &ha1_context(alg, user))?;
+            let hex = String::from_utf8(plain).map_err(|_| StoreError::Corrupt {
+                column: "extensions.ha1",
+                value: "<non-UTF-8 HA1>".into(),
+            })?;
+            Ok(Ha1::from_hex(hex))
+        };
+        rows.into_iter()
+            .map(|(user, md5, sha)| {
+                let md5 = open(DigestAlgorithm::Md5, &user, &md5)?;
+                let sha = open(DigestAlgorithm::Sha256, &user, &sha)?;
+                Ok((user, md5, sha))
+            })
+            .collect()
+    }
+
+    /// A value that changes whenever any extension is added, changed or
+    /// removed (count and latest update time), so a running server can
+    /// notice changes made by the CLI cheaply.
+    pub async fn fingerprint(&self) -> Result<(i64, i64)> {
+        on_pool!(self.pool, p => {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n, COALESCE(MAX(updated_at), 0) AS latest FROM extensions",
+            )
+            .fetch_one(p)
+            .await?;
+            Ok((row.int("n")?, row.int("latest")?))
+        })
+    }
+
     /// Sets the voicemail PIN of the extension with `number` (PBKDF2 hash).
     pub async fn set_voicemail_pin(&self, number: &str, pin: &str) -> Result<()> {
         let pin = pin.to_owned();

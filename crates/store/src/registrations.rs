@@ -189,6 +189,58 @@ fn binding_from(row: &impl Get) -> Result<Binding> {
     })
 }
 
+/// Insert-or-refresh of one binding (see [`Bindings::upsert`]).
+const UPSERT_SQL: &str = concat!(
+    "INSERT INTO registrations (aor, binding_key, contact, expires_at, q, call_id, cseq, \
+     source_ip, source_port, transport, user_agent, instance_id, reg_id, path, \
+     mac_address, first_seen, last_seen) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
+     ON CONFLICT (aor, binding_key) DO UPDATE SET \
+     contact = excluded.contact, expires_at = excluded.expires_at, q = excluded.q, \
+     call_id = excluded.call_id, cseq = excluded.cseq, \
+     source_ip = excluded.source_ip, source_port = excluded.source_port, \
+     transport = excluded.transport, user_agent = excluded.user_agent, \
+     instance_id = excluded.instance_id, reg_id = excluded.reg_id, path = excluded.path, \
+     mac_address = COALESCE(excluded.mac_address, registrations.mac_address), \
+     last_seen = excluded.last_seen \
+     RETURNING ",
+    binding_cols!()
+);
+
+/// Binds a [`NewBinding`] to [`UPSERT_SQL`]'s parameters.
+macro_rules! bind_binding {
+    ($query:expr, $b:expr, $now:expr) => {
+        $query
+            .bind(&$b.aor)
+            .bind($b.key().encode())
+            .bind(&$b.contact)
+            .bind($b.expires_at)
+            .bind($b.q.map(f64::from))
+            .bind(&$b.call_id)
+            .bind(i64::from($b.cseq))
+            .bind($b.source.ip().to_string())
+            .bind(i64::from($b.source.port()))
+            .bind(&$b.transport)
+            .bind(&$b.user_agent)
+            .bind(&$b.instance_id)
+            .bind($b.reg_id.map(i64::from))
+            .bind(path_to(&$b.path))
+            .bind(&$b.mac_address)
+            .bind($now)
+    };
+}
+
+fn check_q(binding: &NewBinding) -> Result<()> {
+    // NaN fails `contains` too.
+    if let Some(q) = binding.q.filter(|q| !(0.0..=1.0).contains(q)) {
+        return Err(StoreError::Invalid {
+            field: "q",
+            reason: format!("{q} is outside 0.0..=1.0"),
+        });
+    }
+    Ok(())
+}
+
 /// Repository of registrar bindings; get one from [`crate::Store::bindings`].
 #[derive(Debug, Clone, Copy)]
 pub struct Bindings<'a> {
@@ -205,51 +257,38 @@ impl<'a> Bindings<'a> {
     /// Fails with [`StoreError::MissingReference`] if `aor` is not an
     /// extension's SIP username.
     pub async fn upsert(&self, binding: &NewBinding, now_ms: i64) -> Result<Binding> {
-        // NaN fails `contains` too.
-        if let Some(q) = binding.q.filter(|q| !(0.0..=1.0).contains(q)) {
-            return Err(StoreError::Invalid {
-                field: "q",
-                reason: format!("{q} is outside 0.0..=1.0"),
-            });
-        }
-        const SQL: &str = concat!(
-            "INSERT INTO registrations (aor, binding_key, contact, expires_at, q, call_id, cseq, \
-             source_ip, source_port, transport, user_agent, instance_id, reg_id, path, \
-             mac_address, first_seen, last_seen) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
-             ON CONFLICT (aor, binding_key) DO UPDATE SET \
-             contact = excluded.contact, expires_at = excluded.expires_at, q = excluded.q, \
-             call_id = excluded.call_id, cseq = excluded.cseq, \
-             source_ip = excluded.source_ip, source_port = excluded.source_port, \
-             transport = excluded.transport, user_agent = excluded.user_agent, \
-             instance_id = excluded.instance_id, reg_id = excluded.reg_id, path = excluded.path, \
-             mac_address = COALESCE(excluded.mac_address, registrations.mac_address), \
-             last_seen = excluded.last_seen \
-             RETURNING ",
-            binding_cols!()
-        );
+        check_q(binding)?;
         on_pool!(self.pool, p => {
-            let row = sqlx::query(SQL)
-                .bind(&binding.aor)
-                .bind(binding.key().encode())
-                .bind(&binding.contact)
-                .bind(binding.expires_at)
-                .bind(binding.q.map(f64::from))
-                .bind(&binding.call_id)
-                .bind(i64::from(binding.cseq))
-                .bind(binding.source.ip().to_string())
-                .bind(i64::from(binding.source.port()))
-                .bind(&binding.transport)
-                .bind(&binding.user_agent)
-                .bind(&binding.instance_id)
-                .bind(binding.reg_id.map(i64::from))
-                .bind(path_to(&binding.path))
-                .bind(&binding.mac_address)
-                .bind(now_ms)
+            let row = bind_binding!(sqlx::query(UPSERT_SQL), binding, now_ms)
                 .fetch_one(p)
                 .await?;
             binding_from(&row)
         })
+    }
+
+    /// Applies many changes in one transaction (the registrar's writer
+    /// batches them): `upserts` as [`Bindings::upsert`], then `removals`.
+    pub async fn apply(
+        &self,
+        upserts: &[NewBinding],
+        removals: &[(String, BindingKey)],
+        now_ms: i64,
+    ) -> Result<()> {
+        for b in upserts {
+            check_q(b)?;
+        }
+        on_pool!(self.pool, p => {
+            let mut tx = p.begin().await?;
+            for b in upserts {
+                bind_binding!(sqlx::query(UPSERT_SQL), b, now_ms).execute(&mut *tx).await?;
+            }
+            for (aor, key) in removals {
+                sqlx::query("DELETE FROM registrations WHERE aor = $1 AND binding_key = $2")
+                    .bind(aor).bind(key.encode()).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// Removes one binding; `false` if there was none.

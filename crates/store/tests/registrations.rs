@@ -11,6 +11,7 @@ use store::{
 };
 
 on_all_backends!(
+    bindings_batch_apply,
     bindings_upsert_and_queries,
     bindings_by_instance_and_expiry,
     registration_history,
@@ -243,4 +244,31 @@ async fn registration_history(store: Store) {
     assert_eq!(h.prune_before(2_500).await.unwrap(), 2);
     assert_eq!(h.recent(100).await.unwrap().len(), 3);
     assert_eq!(h.for_aor("alice", 10).await.unwrap().len(), 1);
+}
+
+async fn bindings_batch_apply(store: Store) {
+    alice(&store).await;
+    let b = store.bindings();
+    let one = binding("alice", "sip:alice@192.0.2.10:5060", 10_000);
+    let two = binding("alice", "sip:alice@192.0.2.11:5060", 10_000);
+    b.apply(&[one.clone(), two.clone()], &[], 1_000).await.unwrap();
+    assert_eq!(b.list_for_aor("alice").await.unwrap().len(), 2);
+    // A refresh and a removal in one batch.
+    let mut refreshed = one.clone();
+    refreshed.expires_at = 50_000;
+    refreshed.cseq = 2;
+    b.apply(&[refreshed], &[("alice".into(), two.key())], 2_000)
+        .await
+        .unwrap();
+    let left = b.list_for_aor("alice").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!((left[0].expires_at, left[0].first_seen, left[0].last_seen), (50_000, 1_000, 2_000));
+    // A bad row fails the whole batch and changes nothing.
+    let mut bad = two.clone();
+    bad.q = Some(7.0);
+    assert!(b.apply(&[two.clone(), bad], &[], 3_000).await.is_err());
+    let mut stranger = two.clone();
+    stranger.aor = "nobody".into();
+    assert!(b.apply(&[two, stranger], &[], 3_000).await.is_err());
+    assert_eq!(b.list_for_aor("alice").await.unwrap().len(), 1);
 }

@@ -175,6 +175,17 @@ async fn credentials(store: Store) {
         let ha1 = ext.get_ha1("alice", alg).await.unwrap().unwrap();
         assert_eq!(ha1, Ha1::compute(alg, "alice", "pbx.example", "s3cret!"));
     }
+    // The bulk view the SIP core loads: only extensions with a password.
+    let before = ext.fingerprint().await.unwrap();
+    let mut bob = NewExtension::new("1002", "Bob");
+    bob.sip_username = "bob".into();
+    ext.create(&bob).await.unwrap();
+    assert_ne!(ext.fingerprint().await.unwrap(), before);
+    let all = ext.credentials().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].0, "alice");
+    assert_eq!(all[0].1, Ha1::compute(DigestAlgorithm::Md5, "alice", "pbx.example", "s3cret!"));
+    assert_eq!(all[0].2, Ha1::compute(DigestAlgorithm::Sha256, "alice", "pbx.example", "s3cret!"));
     assert_eq!(
         ext.get_ha1("alice", DigestAlgorithm::Md5)
             .await
@@ -203,6 +214,7 @@ async fn credentials(store: Store) {
         ext.get_ha1("alice", DigestAlgorithm::Sha256).await.unwrap(),
         None
     );
+    assert!(ext.credentials().await.unwrap().is_empty());
 
     assert!(!ext.verify_voicemail_pin("1001", "1234").await.unwrap());
     ext.set_voicemail_pin("1001", "1234").await.unwrap();
