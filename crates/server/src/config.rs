@@ -25,8 +25,48 @@ pub struct Config {
     /// Extensions created at start-up (zero-setup demo); see
     /// docs/configuration.md.
     pub extensions: Vec<ExtensionEntry>,
+    /// Database and data directory.
+    pub storage: StorageConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Where the SQLite database and the generated master key live.
+    /// Default: `$PBX_DATA_DIR`, else `/var/lib/pbx` for root, else
+    /// `~/.local/share/pbx`.
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: SQLite in the
+    /// data directory.
+    pub database_url: Option<String>,
+    /// 32-byte key (64 hex digits) that encrypts stored SIP credentials.
+    /// Default: `$PBX_MASTER_KEY`, else `DATA_DIR/master.key`, generated on
+    /// first run.
+    pub master_key: Option<String>,
+}
+
+impl Config {
+    /// The configuration with secrets replaced, for printing.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        if c.storage.master_key.is_some() {
+            c.storage.master_key = Some("<redacted>".into());
+        }
+        if let Some(url) = &mut c.storage.database_url
+            && let Some((scheme, rest)) = url.split_once("://")
+            && let Some((userinfo, host)) = rest.split_once('@')
+            && let Some((user, _password)) = userinfo.split_once(':')
+        {
+            *url = format!("{scheme}://{user}:<redacted>@{host}");
+        }
+        for e in &mut c.extensions {
+            e.password = "<redacted>".into();
+        }
+        c
+    }
 }
 
 /// `[registrar]`
@@ -502,6 +542,17 @@ fn validate(cfg: &Config) -> Result<(), (String, String)> {
         if !seen.insert(user.to_string()) {
             return fail("extensions.number", format!("{user:?} appears twice"));
         }
+    }
+    if let Some(url) = &cfg.storage.database_url
+        && !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+    {
+        return fail(
+            "storage.database_url",
+            "must start with sqlite:// or postgres:// (value not shown: it may hold a password)"
+                .into(),
+        );
     }
     if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
         return fail(

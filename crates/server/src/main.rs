@@ -1,15 +1,18 @@
 //! `pbx`: the PBX server binary.
 //!
 //! With no arguments it serves with the configuration found as described in
-//! [`config`] (built-in defaults when there is none). Subcommands manage it.
+//! [`config`] (built-in defaults when there is none). Subcommands manage it
+//! (see [`admin`]).
 
+mod admin;
 mod config;
 mod core;
 mod logging;
+mod storage;
 mod transport;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -37,8 +40,17 @@ struct Cli {
 enum Command {
     /// Serve (the default when no subcommand is given).
     Serve,
-    /// Load and validate the configuration, then print it as TOML.
+    /// Load and validate the configuration, then print it (secrets hidden).
     CheckConfig,
+    /// Manage extensions.
+    #[command(subcommand)]
+    Extension(admin::ExtensionCommand),
+    /// Show registrations (current bindings and history).
+    #[command(subcommand)]
+    Registration(admin::RegistrationCommand),
+    /// Show the security audit log.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,83 +62,116 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::CheckConfig => {
-            match toml::to_string_pretty(&cfg) {
-                Ok(text) => print!("{text}"),
-                Err(e) => {
-                    eprintln!("pbx: {e}");
-                    return std::process::ExitCode::FAILURE;
-                }
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::CheckConfig = command {
+        return match toml::to_string_pretty(&cfg.redacted()) {
+            Ok(text) => {
+                print!("{text}");
+                std::process::ExitCode::SUCCESS
             }
-            std::process::ExitCode::SUCCESS
+            Err(e) => {
+                eprintln!("pbx: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let serving = matches!(command, Command::Serve);
+    if serving {
+        logging::init(&cfg.log);
+        info!(config = ?origin, "starting pbx {}", env!("CARGO_PKG_VERSION"));
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pbx: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
         }
-        Command::Serve => {
-            logging::init(&cfg.log);
-            info!(config = ?origin, "starting pbx {}", env!("CARGO_PKG_VERSION"));
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    error!(error = %e, "cannot start the runtime");
-                    return std::process::ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(serve(cfg)) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => {
-                    error!("{e:#}");
-                    eprintln!("pbx: {e:#}");
-                    std::process::ExitCode::FAILURE
-                }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            Command::Serve => serve(cfg).await,
+            Command::Extension(c) => admin::extension(&cfg, c).await,
+            Command::Registration(c) => admin::registration(&cfg, c).await,
+            Command::Audit(c) => admin::audit(&cfg, c).await,
+            Command::CheckConfig => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if serving {
+                error!("{e:#}");
             }
+            eprintln!("pbx: {e:#}");
+            std::process::ExitCode::FAILURE
         }
     }
 }
 
 async fn serve(cfg: config::Config) -> anyhow::Result<()> {
-    let mut directory = core::Directory::default();
-    for e in &cfg.extensions {
-        let user = e.username.clone().unwrap_or_else(|| e.number.clone());
-        let creds = core::Credentials::from_password(&user, &cfg.sip.realm, &e.password);
-        directory.insert(user, creds);
-    }
+    let store = storage::open(&cfg).await?;
+    let directory = storage::load_directory(&store).await?;
     info!(extensions = directory.len(), "directory loaded");
-    let mut tasks = JoinSet::new();
+    let (persist_tx, persist_rx) = tokio::sync::mpsc::unbounded_channel();
+    let writer = tokio::spawn(storage::run_writer(store.clone(), persist_rx));
+
     let outbound = transport::Outbound::default();
-    let sip_core = core::SharedCore::new(core::Core::new(
+    let mut sip_core = core::Core::new(
         &cfg,
         directory,
         outbound.clone(),
-        None,
-        std::time::Instant::now(),
-    ));
+        Some(persist_tx),
+        Instant::now(),
+    );
+    let bindings = storage::load_bindings(&store).await?;
+    let restored = bindings.len();
+    sip_core.registrar_mut().restore(bindings, core::unix_ms());
+    info!(bindings = restored, "registrations restored");
+    let sip_core = core::SharedCore::new(sip_core);
+
+    let mut tasks = JoinSet::new();
     transport::start(&cfg, &outbound, &sip_core, &mut tasks)?;
     tasks.spawn(sip_core.clone().run_timers());
+    tasks.spawn(storage::watch_extensions(
+        store.clone(),
+        sip_core.clone(),
+        Duration::from_secs(2),
+    ));
+
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut usr1 = signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?;
     info!("ready");
-    loop {
+    let outcome = loop {
         tokio::select! {
-            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = term.recv() => { info!("SIGTERM: shutting down"); break Ok(()); }
+            _ = int.recv() => { info!("SIGINT: shutting down"); break Ok(()); }
             _ = usr1.recv() => {
                 let on = logging::toggle_sip_trace();
                 info!(sip_trace = on, "SIP message trace toggled");
             }
             Some(done) = tasks.join_next() => {
-                // A listener task never ends on its own; if one does, fail loudly.
-                anyhow::bail!("a transport task ended unexpectedly: {done:?}");
+                // Listener and timer tasks never end on their own.
+                break Err(anyhow::anyhow!("a server task ended unexpectedly: {done:?}"));
             }
         }
-    }
-    // Stop listening; in-flight stateless answers are already sent.
+    };
+    // Stop listening, then let the writer store what is pending: dropping
+    // the core drops the last sender of the writer's channel.
     tasks.abort_all();
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    while tasks.join_next().await.is_some() {}
+    drop(sip_core);
+    drop(outbound);
+    if tokio::time::timeout(Duration::from_secs(5), writer)
+        .await
+        .is_err()
+    {
+        error!("pending database writes did not finish within 5 s");
+    }
+    store.close().await;
     info!("stopped");
-    Ok(())
+    outcome
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use sip::auth::{Algorithm, ha1};
+use sip::auth::Algorithm;
 
 /// HA1 values of one user.
 #[derive(Clone, PartialEq, Eq)]
@@ -18,16 +18,6 @@ pub struct Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Credentials(<redacted>)")
-    }
-}
-
-impl Credentials {
-    /// Hashes a password for `user` in `realm`.
-    pub fn from_password(user: &str, realm: &str, password: &str) -> Credentials {
-        Credentials {
-            ha1_md5: ha1(Algorithm::Md5, user, realm, password),
-            ha1_sha256: ha1(Algorithm::Sha256, user, realm, password),
-        }
     }
 }
 

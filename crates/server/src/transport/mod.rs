@@ -114,17 +114,14 @@ pub fn start(
     for &addr in &cfg.sip.listen {
         for &kind in &cfg.sip.transports {
             let result = match kind {
-                TransportKind::Udp => udp::start(
-                    addr,
-                    workers,
-                    core.clone(),
-                    cfg.sip.max_message_size,
-                    tasks,
-                )
-                .map(|(local, socket)| {
-                    outbound.add_udp(socket);
-                    local
-                }),
+                TransportKind::Udp => {
+                    udp::start(addr, workers, core.clone(), cfg.sip.max_message_size, tasks).map(
+                        |(local, socket)| {
+                            outbound.add_udp(socket);
+                            local
+                        },
+                    )
+                }
                 TransportKind::Tcp => {
                     tcp::start(addr, core.clone(), outbound.tcp.clone(), &cfg.sip, tasks)
                 }

@@ -18,8 +18,8 @@ use tokio::task::JoinSet;
 use tracing::debug;
 
 use super::{Connections, Inbound};
-use crate::core::SharedCore;
 use crate::config::SipConfig;
+use crate::core::SharedCore;
 use crate::logging::trace_message;
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -48,7 +48,12 @@ impl Pbx {
         };
         let config = dir.join("pbx.toml");
         let mut f = std::fs::File::create(&config).unwrap();
-        write!(f, "[sip]\nlisten = {listen}\n{extra}\n").unwrap();
+        write!(
+            f,
+            "[sip]\nlisten = {listen}\n{extra}\n[storage]\ndata_dir = {:?}\n",
+            dir.join("data")
+        )
+        .unwrap();
         let log = std::fs::File::create(dir.join("pbx.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_pbx"))
             .arg("--config")
