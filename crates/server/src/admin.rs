@@ -355,6 +355,7 @@ pub async fn extension(cfg: &Config, cmd: ExtensionCommand) -> anyhow::Result<()
         }
     }
     store.close().await;
+    storage::notify_server(&cfg.storage);
     Ok(())
 }
 

@@ -110,9 +110,11 @@ pub struct SecuritySection {
     pub blocked_response: BlockedResponse,
     /// Lifetime of digest nonces in seconds (older ones get stale=true).
     pub nonce_ttl_s: u64,
-    /// Digest algorithms offered, one challenge each, in this order. Many
-    /// phones (and SIPp) take the first challenge whatever it is, so MD5
-    /// comes first by default; put `SHA-256` first where phones allow.
+    /// Digest algorithms offered, one challenge each, in this order
+    /// (RFC 8760). Default: MD5 alone, because many clients fail when they
+    /// meet a challenge they cannot answer instead of skipping it (SIPp
+    /// takes the first one; baresip 1.0 gives up on a SHA-256 one). Add
+    /// `SHA-256` where every phone supports it.
     pub digest_algorithms: Vec<DigestAlgorithm>,
 }
 
@@ -136,7 +138,7 @@ impl Default for SecuritySection {
             trusted_networks: Vec::new(),
             blocked_response: BlockedResponse::Forbidden,
             nonce_ttl_s: 300,
-            digest_algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+            digest_algorithms: vec![DigestAlgorithm::Md5],
         }
     }
 }

@@ -144,6 +144,10 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut usr1 = signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?;
+    let pid_file = storage::pid_file(&cfg.storage);
+    if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+        tracing::warn!(path = %pid_file.display(), error = %e, "cannot write the pid file");
+    }
     info!("ready");
     let outcome = loop {
         tokio::select! {
@@ -172,6 +176,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         error!("pending database writes did not finish within 5 s");
     }
     store.close().await;
+    let _ = std::fs::remove_file(&pid_file);
     info!("stopped");
     outcome
 }

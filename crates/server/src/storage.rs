@@ -99,6 +99,29 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The file holding the running server's process id, in the data directory.
+pub fn pid_file(cfg: &StorageConfig) -> PathBuf {
+    data_dir(cfg).join("pbx.pid")
+}
+
+/// Asks a running server (found through its pid file) to reload the
+/// extensions now rather than at its next poll.
+pub fn notify_server(cfg: &StorageConfig) {
+    let Ok(text) = std::fs::read_to_string(pid_file(cfg)) else {
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return;
+    };
+    // Only signal a process that is really a pbx server.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if String::from_utf8_lossy(&cmdline).contains("pbx") {
+        let _ = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status();
+    }
+}
+
 /// Opens the database (creating the data directory and key as needed) and
 /// makes sure the extensions of the configuration exist with their
 /// configured passwords.
@@ -392,13 +415,18 @@ pub async fn run_writer(store: Store, mut rx: mpsc::UnboundedReceiver<Persist>) 
     batch.flush(&store).await;
 }
 
-/// Reloads the directory when extensions change (CLI, another admin), by
-/// polling a cheap fingerprint every `every`.
+/// Reloads the directory when extensions change: at once on SIGHUP (the
+/// CLI sends one after each change), and by polling a cheap fingerprint
+/// every `every` for changes made by other means.
 pub async fn watch_extensions(store: Store, core: Arc<SharedCore>, every: Duration) {
     let mut last = store.extensions().fingerprint().await.ok();
     let mut tick = tokio::time::interval(every);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {}
+        }
         let Ok(now) = store.extensions().fingerprint().await else {
             continue;
         };

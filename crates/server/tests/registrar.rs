@@ -112,4 +112,152 @@ fn brute_force_is_blocked_after_five_failures() {
         "{log}"
     );
     assert!(!log.contains("guess"), "passwords must never be logged");
+    // The security audit log has the failures and the lockout of 127.0.0.1
+    // (written by the batch writer within a second).
+    let audit = wait_for(
+        &pbx,
+        &["audit", "list", "--event", "lockout"],
+        "source=127.0.0.1",
+    );
+    assert!(
+        audit.contains("user=3000") && audit.contains("source_failures"),
+        "{audit}"
+    );
+    let failures = pbx.cli(&["audit", "list", "--event", "auth_failure", "--limit", "100"]);
+    let failures = String::from_utf8_lossy(&failures.stdout);
+    assert!(
+        failures
+            .lines()
+            .filter(|l| l.contains("source=127.0.0.1"))
+            .count()
+            >= 5,
+        "{failures}"
+    );
+    assert!(
+        failures.contains("unknown user") && failures.contains("user=9999"),
+        "{failures}"
+    );
+    assert!(
+        !failures.contains("guess"),
+        "passwords must never reach the audit log"
+    );
+}
+
+/// Runs a CLI command until its output contains `needle` (at most 5 s).
+fn wait_for(pbx: &Pbx, args: &[&str], needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = pbx.cli(args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains(needle) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Registers once the server has reloaded its directory `reloads` times
+/// (the CLI signals it after each change; failed attempts before the reload
+/// would count towards the brute-force limit).
+fn register_after_reload(
+    pbx: &Pbx,
+    reloads: usize,
+    phone: &mut Phone,
+    password: &str,
+    target: std::net::SocketAddr,
+) -> Option<u16> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    while pbx.log().matches("directory reloaded").count() < reloads
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    phone.register(password, 300, target)
+}
+
+#[test]
+fn bindings_survive_restart_and_cli_changes_apply_live() {
+    let mut pbx = Pbx::start(&extensions(6000, 6000), false);
+    let target = pbx.addr();
+    let mut phone = Phone::new("127.0.0.1", "6000", "127.0.0.1");
+    assert_eq!(phone.register("pw6000secret", 600, target), Some(200));
+
+    // An extension added from the CLI can register without a restart...
+    let out = pbx.cli(&[
+        "extension",
+        "add",
+        "6001",
+        "--name",
+        "Front Desk",
+        "--password",
+        "desk-6001-pass",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut desk = Phone::new("127.0.0.4", "6001", "127.0.0.1");
+    assert_eq!(
+        register_after_reload(&pbx, 1, &mut desk, "desk-6001-pass", target),
+        Some(200)
+    );
+    // ...and one disabled from the CLI no longer can.
+    let out = pbx.cli(&["extension", "set", "6001", "--enabled", "false"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        register_after_reload(&pbx, 2, &mut desk, "desk-6001-pass", target),
+        Some(401)
+    );
+    // A generated password is printed once and works.
+    let out = pbx.cli(&["extension", "add", "6002"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let generated = text
+        .lines()
+        .find_map(|l| l.strip_prefix("SIP password (shown once): "))
+        .expect("generated password")
+        .to_string();
+    let mut third = Phone::new("127.0.0.5", "6002", "127.0.0.1");
+    assert_eq!(
+        register_after_reload(&pbx, 3, &mut third, &generated, target),
+        Some(200)
+    );
+
+    let listing = wait_for(&pbx, &["registration", "list"], "sip:6002@");
+    assert!(listing.contains("sip:6000@127.0.0.1"), "{listing}");
+
+    // Restart: the bindings come back from the database.
+    pbx.restart();
+    assert!(
+        pbx.log().contains("registrations restored bindings=3"),
+        "{}",
+        pbx.log()
+    );
+    let listing =
+        String::from_utf8_lossy(&pbx.cli(&["registration", "list", "--aor", "6000"]).stdout)
+            .into_owned();
+    assert!(listing.contains("sip:6000@127.0.0.1"), "{listing}");
+    let history =
+        String::from_utf8_lossy(&pbx.cli(&["registration", "history"]).stdout).into_owned();
+    assert!(
+        history.contains("registered") && history.contains("6002"),
+        "{history}"
+    );
+    // Every administrative change is in the audit log, without secrets.
+    let audit = String::from_utf8_lossy(
+        &pbx.cli(&["audit", "list", "--event", "admin_action"])
+            .stdout,
+    )
+    .into_owned();
+    for action in ["extension.add", "extension.set"] {
+        assert!(audit.contains(action), "{audit}");
+    }
+    assert!(
+        !audit.contains("desk-6001-pass") && !audit.contains(&generated),
+        "{audit}"
+    );
 }

@@ -33,6 +33,23 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+fn spawn(dir: &std::path::Path) -> Child {
+    // Append: a restart keeps the log of the first run.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("pbx.log"))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_pbx"))
+        .arg("--config")
+        .arg(dir.join("pbx.toml"))
+        .env("RUST_LOG", "debug,sqlx=warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn pbx")
+}
+
 impl Pbx {
     /// Starts the binary with `extra` TOML appended to a config that listens
     /// on 127.0.0.1 (and ::1 when `ipv6`) at a free port; waits until it
@@ -54,18 +71,31 @@ impl Pbx {
             dir.join("data")
         )
         .unwrap();
-        let log = std::fs::File::create(dir.join("pbx.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_pbx"))
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn pbx");
+        let child = spawn(&dir);
         let pbx = Pbx { child, port, dir };
         pbx.wait_ready();
         pbx
+    }
+
+    /// Stops the server with SIGTERM and starts it again on the same
+    /// configuration and data directory.
+    pub fn restart(&mut self) {
+        let status = self
+            .terminate(Duration::from_secs(10))
+            .expect("pbx did not stop");
+        assert!(status.success(), "pbx exited with {status:?}");
+        self.child = spawn(&self.dir);
+        self.wait_ready();
+    }
+
+    /// Runs a `pbx` subcommand against this server's configuration.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_pbx"))
+            .arg("--config")
+            .arg(self.dir.join("pbx.toml"))
+            .args(args)
+            .output()
+            .expect("run pbx cli")
     }
 
     pub fn addr(&self) -> SocketAddr {
