@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
-APT_PACKAGES=(sip-tester pkg-config libopus-dev)
+APT_PACKAGES=(sip-tester baresip-core pkg-config libopus-dev)
 
 need_install=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -24,6 +24,16 @@ if [ ${#need_install[@]} -gt 0 ]; then
         echo "missing packages: ${need_install[*]} (run as root or: sudo apt-get install ${need_install[*]})" >&2
         exit 1
     fi
+fi
+
+# The store tests run against real PostgreSQL on 127.0.0.1:5432 (trust auth);
+# start the local cluster if it is installed but down.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    if command -v pg_ctlcluster >/dev/null && [ "$(id -u)" -eq 0 ]; then
+        echo "== starting PostgreSQL"
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    fi
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 
 echo "== cargo fmt --check"

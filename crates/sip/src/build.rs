@@ -101,7 +101,11 @@ pub fn stamp_via(headers: &mut Headers, source: SocketAddr) {
     let mut head: &[u8] = &line[..first_end];
     if wants_rport {
         // Replace the bare `rport` with `rport=PORT`.
-        if let Some(p) = via.params.iter().find(|p| p.name.eq_ignore_ascii_case(b"rport")) {
+        if let Some(p) = via
+            .params
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(b"rport"))
+        {
             let at = p.name.as_ptr() as usize - line.as_ptr() as usize;
             out.extend_from_slice(&line[..at + p.name.len()]);
             out.extend_from_slice(format!("={}", source.port()).as_bytes());

@@ -136,11 +136,44 @@ mod tests {
         f.push(&MSG[10..]);
         f.push(MSG);
         f.push(b"\r\n\r\n");
-        assert_eq!(f.next_frame(), Ok(Some(Frame::Message(Bytes::from_static(MSG)))));
-        assert_eq!(f.next_frame(), Ok(Some(Frame::Message(Bytes::from_static(MSG)))));
+        assert_eq!(
+            f.next_frame(),
+            Ok(Some(Frame::Message(Bytes::from_static(MSG))))
+        );
+        assert_eq!(
+            f.next_frame(),
+            Ok(Some(Frame::Message(Bytes::from_static(MSG))))
+        );
         assert_eq!(f.next_frame(), Ok(Some(Frame::Ping)));
         assert_eq!(f.next_frame(), Ok(None));
         assert_eq!(f.buffered(), 0);
+    }
+
+    /// Found by the stream_framing fuzz target: keep-alives are reported
+    /// differently depending on how the CRLFs arrive (a lone CRLF is a pong,
+    /// CRLFCRLF a ping), but the messages around them are the same.
+    #[test]
+    fn keep_alives_split_across_reads() {
+        let mut whole = StreamFramer::new(1000);
+        whole.push(b"\r\n\r\n");
+        whole.push(MSG);
+        assert_eq!(whole.next_frame(), Ok(Some(Frame::Ping)));
+        assert_eq!(
+            whole.next_frame(),
+            Ok(Some(Frame::Message(Bytes::from_static(MSG))))
+        );
+
+        let mut split = StreamFramer::new(1000);
+        split.push(b"\r\n");
+        assert_eq!(split.next_frame(), Ok(Some(Frame::Pong)));
+        split.push(b"\r\n");
+        split.push(MSG);
+        assert_eq!(split.next_frame(), Ok(Some(Frame::Pong)));
+        assert_eq!(
+            split.next_frame(),
+            Ok(Some(Frame::Message(Bytes::from_static(MSG))))
+        );
+        assert_eq!(split.buffered(), 0);
     }
 
     #[test]

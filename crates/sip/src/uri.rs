@@ -219,7 +219,8 @@ impl SipUri {
             i = close + 1;
             host_kind = HostKind::Ipv6;
         } else {
-            while i < s.len() && (s[i].is_ascii_alphanumeric() || matches!(s[i], b'-' | b'.' | b'_'))
+            while i < s.len()
+                && (s[i].is_ascii_alphanumeric() || matches!(s[i], b'-' | b'.' | b'_'))
             {
                 i += 1;
             }

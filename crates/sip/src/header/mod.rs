@@ -118,7 +118,8 @@ pub enum HeaderName {
     Other(Bytes),
 }
 
-/// (canonical name, variant) for every known header, plus compact forms.
+/// (canonical name, variant) for every known header.
+#[cfg(test)]
 const KNOWN: &[(&str, HeaderName)] = &[
     ("Accept", HeaderName::Accept),
     ("Accept-Encoding", HeaderName::AcceptEncoding),
@@ -172,6 +173,7 @@ const KNOWN: &[(&str, HeaderName)] = &[
 
 impl HeaderName {
     /// Looks a name up, compact forms included. `raw` must be a token.
+    #[inline]
     pub fn from_bytes(raw: &[u8]) -> HeaderName {
         if raw.len() == 1 {
             let compact = match raw[0].to_ascii_lowercase() {
@@ -196,25 +198,129 @@ impl HeaderName {
                 return n;
             }
         }
-        // Most messages use the canonical spelling: try it byte-exact first.
-        for (name, variant) in KNOWN {
-            if name.len() == raw.len() && name.as_bytes().eq_ignore_ascii_case(raw) {
-                return variant.clone();
-            }
+        if let Some(known) = Self::lookup(raw) {
+            return known;
         }
         HeaderName::Other(Bytes::copy_from_slice(raw))
     }
 
+    /// Known (non-compact) names: dispatch on length and first letter, then
+    /// one or two case-insensitive comparisons.
+    #[inline]
+    fn lookup(raw: &[u8]) -> Option<HeaderName> {
+        let first = raw.first()?.to_ascii_lowercase();
+        #[inline(always)]
+        fn eq(raw: &[u8], name: &[u8], variant: HeaderName) -> Option<HeaderName> {
+            // Canonical spelling first (one memcmp), then any case.
+            (raw == name || raw.eq_ignore_ascii_case(name)).then_some(variant)
+        }
+        match (raw.len(), first) {
+            (2, b't') => eq(raw, b"To", HeaderName::To),
+            (3, b'v') => eq(raw, b"Via", HeaderName::Via),
+            (4, b'c') => eq(raw, b"CSeq", HeaderName::CSeq),
+            (4, b'd') => eq(raw, b"Date", HeaderName::Date),
+            (4, b'f') => eq(raw, b"From", HeaderName::From),
+            (4, b'p') => eq(raw, b"Path", HeaderName::Path),
+            (4, b'r') => {
+                eq(raw, b"RAck", HeaderName::RAck).or_else(|| eq(raw, b"RSeq", HeaderName::RSeq))
+            }
+            (5, b'a') => eq(raw, b"Allow", HeaderName::Allow),
+            (5, b'e') => eq(raw, b"Event", HeaderName::Event),
+            (5, b'r') => eq(raw, b"Route", HeaderName::Route),
+            (6, b'a') => eq(raw, b"Accept", HeaderName::Accept),
+            (6, b'm') => eq(raw, b"Min-SE", HeaderName::MinSe),
+            (6, b'r') => eq(raw, b"Reason", HeaderName::Reason),
+            (6, b's') => eq(raw, b"Server", HeaderName::Server),
+            (7, b'c') => eq(raw, b"Call-ID", HeaderName::CallId)
+                .or_else(|| eq(raw, b"Contact", HeaderName::Contact)),
+            (7, b'e') => eq(raw, b"Expires", HeaderName::Expires),
+            (7, b'r') => eq(raw, b"Require", HeaderName::Require),
+            (7, b's') => eq(raw, b"Subject", HeaderName::Subject),
+            (7, b'w') => eq(raw, b"Warning", HeaderName::Warning),
+            (8, b'r') => eq(raw, b"Refer-To", HeaderName::ReferTo),
+            (9, b'c') => eq(raw, b"Call-Info", HeaderName::CallInfo),
+            (9, b's') => eq(raw, b"Supported", HeaderName::Supported),
+            (9, b't') => eq(raw, b"Timestamp", HeaderName::Timestamp),
+            (10, b'a') => eq(raw, b"Alert-Info", HeaderName::AlertInfo),
+            (10, b'u') => eq(raw, b"User-Agent", HeaderName::UserAgent),
+            (11, b'm') => eq(raw, b"Min-Expires", HeaderName::MinExpires),
+            (11, b'r') => eq(raw, b"Referred-By", HeaderName::ReferredBy)
+                .or_else(|| eq(raw, b"Retry-After", HeaderName::RetryAfter)),
+            (11, b'u') => eq(raw, b"Unsupported", HeaderName::Unsupported),
+            (12, b'a') => eq(raw, b"Allow-Events", HeaderName::AllowEvents),
+            (12, b'c') => eq(raw, b"Content-Type", HeaderName::ContentType),
+            (12, b'm') => eq(raw, b"Max-Forwards", HeaderName::MaxForwards),
+            (12, b'r') => eq(raw, b"Record-Route", HeaderName::RecordRoute),
+            (13, b'a') => eq(raw, b"Authorization", HeaderName::Authorization),
+            (13, b'p') => eq(raw, b"Proxy-Require", HeaderName::ProxyRequire),
+            (14, b'c') => eq(raw, b"Content-Length", HeaderName::ContentLength),
+            (15, b'a') => eq(raw, b"Accept-Encoding", HeaderName::AcceptEncoding)
+                .or_else(|| eq(raw, b"Accept-Language", HeaderName::AcceptLanguage)),
+            (15, b's') => eq(raw, b"Session-Expires", HeaderName::SessionExpires),
+            (16, b'c') => eq(raw, b"Content-Encoding", HeaderName::ContentEncoding)
+                .or_else(|| eq(raw, b"Content-Language", HeaderName::ContentLanguage)),
+            (16, b'w') => eq(raw, b"WWW-Authenticate", HeaderName::WwwAuthenticate),
+            (18, b'p') => eq(raw, b"Proxy-Authenticate", HeaderName::ProxyAuthenticate),
+            (18, b's') => eq(raw, b"Subscription-State", HeaderName::SubscriptionState),
+            (19, b'c') => eq(raw, b"Content-Disposition", HeaderName::ContentDisposition),
+            (19, b'p') => eq(raw, b"Proxy-Authorization", HeaderName::ProxyAuthorization),
+            _ => None,
+        }
+    }
+
     /// The canonical spelling (or the name as written for unknown ones).
     pub fn as_str(&self) -> &str {
-        if let HeaderName::Other(raw) = self {
-            return std::str::from_utf8(raw).unwrap_or_default();
+        match self {
+            HeaderName::Accept => "Accept",
+            HeaderName::AcceptEncoding => "Accept-Encoding",
+            HeaderName::AcceptLanguage => "Accept-Language",
+            HeaderName::AlertInfo => "Alert-Info",
+            HeaderName::Allow => "Allow",
+            HeaderName::AllowEvents => "Allow-Events",
+            HeaderName::Authorization => "Authorization",
+            HeaderName::CallId => "Call-ID",
+            HeaderName::CallInfo => "Call-Info",
+            HeaderName::Contact => "Contact",
+            HeaderName::ContentDisposition => "Content-Disposition",
+            HeaderName::ContentEncoding => "Content-Encoding",
+            HeaderName::ContentLanguage => "Content-Language",
+            HeaderName::ContentLength => "Content-Length",
+            HeaderName::ContentType => "Content-Type",
+            HeaderName::CSeq => "CSeq",
+            HeaderName::Date => "Date",
+            HeaderName::Event => "Event",
+            HeaderName::Expires => "Expires",
+            HeaderName::From => "From",
+            HeaderName::MaxForwards => "Max-Forwards",
+            HeaderName::MinExpires => "Min-Expires",
+            HeaderName::MinSe => "Min-SE",
+            HeaderName::Path => "Path",
+            HeaderName::ProxyAuthenticate => "Proxy-Authenticate",
+            HeaderName::ProxyAuthorization => "Proxy-Authorization",
+            HeaderName::ProxyRequire => "Proxy-Require",
+            HeaderName::RAck => "RAck",
+            HeaderName::Reason => "Reason",
+            HeaderName::RecordRoute => "Record-Route",
+            HeaderName::ReferTo => "Refer-To",
+            HeaderName::ReferredBy => "Referred-By",
+            HeaderName::Require => "Require",
+            HeaderName::RetryAfter => "Retry-After",
+            HeaderName::Route => "Route",
+            HeaderName::RSeq => "RSeq",
+            HeaderName::Server => "Server",
+            HeaderName::SessionExpires => "Session-Expires",
+            HeaderName::Subject => "Subject",
+            HeaderName::SubscriptionState => "Subscription-State",
+            HeaderName::Supported => "Supported",
+            HeaderName::Timestamp => "Timestamp",
+            HeaderName::To => "To",
+            HeaderName::Unsupported => "Unsupported",
+            HeaderName::UserAgent => "User-Agent",
+            HeaderName::Via => "Via",
+            HeaderName::Warning => "Warning",
+            HeaderName::WwwAuthenticate => "WWW-Authenticate",
+            HeaderName::Other(raw) => std::str::from_utf8(raw).unwrap_or_default(),
         }
-        KNOWN
-            .iter()
-            .find(|(_, v)| v == self)
-            .map(|(n, _)| *n)
-            .unwrap_or_default()
     }
 
     /// Headers whose value is a comma-separated list (§7.3.1), so several
@@ -298,14 +404,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_known_name_maps_both_ways() {
+        for (name, variant) in KNOWN {
+            assert_eq!(&HeaderName::from_bytes(name.as_bytes()), variant, "{name}");
+            assert_eq!(
+                &HeaderName::from_bytes(name.to_ascii_uppercase().as_bytes()),
+                variant
+            );
+            assert_eq!(variant.as_str(), *name);
+        }
+        assert_eq!(
+            HeaderName::from_bytes(b"Contacts"),
+            HeaderName::Other(Bytes::from_static(b"Contacts"))
+        );
+        assert_eq!(
+            HeaderName::from_bytes(b"Call-IE"),
+            HeaderName::Other(Bytes::from_static(b"Call-IE"))
+        );
+    }
+
+    #[test]
     fn names_and_compact_forms() {
         assert_eq!(HeaderName::from_bytes(b"v"), HeaderName::Via);
-        assert_eq!(HeaderName::from_bytes(b"MaX-fOrWaRdS"), HeaderName::MaxForwards);
-        assert_eq!(HeaderName::from_bytes(b"cseq").as_str(), "CSeq");
         assert_eq!(
-            HeaderName::from_bytes(b"X-Custom").as_str(),
-            "X-Custom"
+            HeaderName::from_bytes(b"MaX-fOrWaRdS"),
+            HeaderName::MaxForwards
         );
+        assert_eq!(HeaderName::from_bytes(b"cseq").as_str(), "CSeq");
+        assert_eq!(HeaderName::from_bytes(b"X-Custom").as_str(), "X-Custom");
     }
 
     #[test]

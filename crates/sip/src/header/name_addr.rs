@@ -75,9 +75,7 @@ impl NameAddr {
         };
         let (uri, params_at, bracketed) = match lt {
             Some(lt) => {
-                let gt = memchr::memchr(b'>', &v[lt..])
-                    .ok_or(NameAddrError::MissingBracket)?
-                    + lt;
+                let gt = memchr::memchr(b'>', &v[lt..]).ok_or(NameAddrError::MissingBracket)? + lt;
                 let uri = Uri::parse(value.slice(lt + 1..gt))?;
                 (uri, gt + 1, true)
             }
@@ -153,9 +151,11 @@ mod tests {
 
     #[test]
     fn forms() {
-        let n = NameAddr::parse_str(r#""J Rosenberg \\\""       <sip:jdrosen@example.com>
+        let n = NameAddr::parse_str(
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com>
   ;
-  tag = 98asjd8"#)
+  tag = 98asjd8"#,
+        )
         .unwrap();
         assert_eq!(n.display_name().as_deref(), Some(r#"J Rosenberg \""#));
         assert_eq!(n.tag(), Some("98asjd8"));

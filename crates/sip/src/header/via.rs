@@ -70,7 +70,8 @@ impl<'a> Via<'a> {
             }
             i += 1;
         } else {
-            while i < v.len() && (v[i].is_ascii_alphanumeric() || matches!(v[i], b'-' | b'.' | b'_'))
+            while i < v.len()
+                && (v[i].is_ascii_alphanumeric() || matches!(v[i], b'-' | b'.' | b'_'))
             {
                 i += 1;
             }

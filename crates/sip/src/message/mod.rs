@@ -119,6 +119,8 @@ impl StatusCode {
     pub const NOT_FOUND: StatusCode = StatusCode(404);
     /// 405 Method Not Allowed
     pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
+    /// 406 Not Acceptable
+    pub const NOT_ACCEPTABLE: StatusCode = StatusCode(406);
     /// 408 Request Timeout
     pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
     /// 413 Request Entity Too Large
@@ -250,7 +252,10 @@ impl Headers {
     }
     /// All values of `name`, one per header line.
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a Bytes> + 'a {
-        self.0.iter().filter(move |h| &h.name == name).map(|h| &h.value)
+        self.0
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| &h.value)
     }
     /// How many header lines carry `name`.
     pub fn count(&self, name: &HeaderName) -> usize {

@@ -110,23 +110,37 @@ fn looks_like_version(v: &[u8]) -> bool {
 fn parse_start_line(buf: &Bytes, s: usize, e: usize) -> Result<StartLine, ParseError> {
     let line = &buf[s..e];
     if looks_like_version(line) {
-        let sp = memchr::memchr(b' ', line)
-            .ok_or(ParseError::new(ParseErrorKind::BadStartLine, "bad status line"))?;
+        let sp = memchr::memchr(b' ', line).ok_or(ParseError::new(
+            ParseErrorKind::BadStartLine,
+            "bad status line",
+        ))?;
         if !is_sip_version(&line[..sp]) {
-            return Err(ParseError::new(ParseErrorKind::BadVersion, "unsupported version"));
+            return Err(ParseError::new(
+                ParseErrorKind::BadVersion,
+                "unsupported version",
+            ));
         }
         let rest = &line[sp + 1..];
         let code_end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
         let code = &rest[..code_end];
         if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
-            return Err(ParseError::new(ParseErrorKind::BadStatusCode, "bad status code"));
+            return Err(ParseError::new(
+                ParseErrorKind::BadStatusCode,
+                "bad status code",
+            ));
         }
         let code = code.iter().fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
         if !(100..=699).contains(&code) {
-            return Err(ParseError::new(ParseErrorKind::BadStatusCode, "bad status code"));
+            return Err(ParseError::new(
+                ParseErrorKind::BadStatusCode,
+                "bad status code",
+            ));
         }
         let reason_at = (s + sp + 1 + code_end + 1).min(e);
-        return Ok(StartLine::Response(StatusCode(code), buf.slice(reason_at..e)));
+        return Ok(StartLine::Response(
+            StatusCode(code),
+            buf.slice(reason_at..e),
+        ));
     }
     let mut err = ParseError::new(ParseErrorKind::BadStartLine, "malformed request line");
     let first = memchr::memchr(b' ', line).ok_or(err.clone())?;
