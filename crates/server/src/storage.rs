@@ -305,11 +305,17 @@ fn audit_entry(ev: GuardEvent) -> NewAuditEntry {
     }
 }
 
-/// Pending writes, coalesced: the last state of each binding wins, so a
-/// phone that refreshes often costs one row write per flush.
+/// Pending writes, coalesced: the last state of each binding wins.
+/// New and removed bindings are written within [`FLUSH_EVERY`]; refreshes
+/// of existing ones (a new expiry, mostly) within [`LAZY_FLUSH_EVERY`], so
+/// a phone refreshing often costs at most one row write per interval. A
+/// crash loses at most that much of a refresh: the binding then expires a
+/// little early unless the phone refreshes again, which it does well before
+/// its expiry.
 #[derive(Default)]
 struct Batch {
     bindings: HashMap<(String, BindingKey), Option<Binding>>,
+    refreshed: HashMap<(String, BindingKey), Binding>,
     history: Vec<NewRegistrationEvent>,
     audit: Vec<NewAuditEntry>,
 }
@@ -342,8 +348,23 @@ impl Batch {
                         user_agent: b.user_agent.clone(),
                     });
                 }
-                let keep = matches!(change.kind, ChangeKind::Registered | ChangeKind::Refreshed);
-                self.bindings.insert(key, keep.then_some(b));
+                match change.kind {
+                    ChangeKind::Refreshed => match self.bindings.get_mut(&key) {
+                        // Still pending as new: update that write.
+                        Some(Some(pending)) => *pending = b,
+                        _ => {
+                            self.refreshed.insert(key, b);
+                        }
+                    },
+                    ChangeKind::Registered => {
+                        self.refreshed.remove(&key);
+                        self.bindings.insert(key, Some(b));
+                    }
+                    ChangeKind::Unregistered | ChangeKind::Expired => {
+                        self.refreshed.remove(&key);
+                        self.bindings.insert(key, None);
+                    }
+                }
             }
             Persist::Audit(ev) => self.audit.push(audit_entry(ev)),
         }
@@ -351,6 +372,13 @@ impl Batch {
 
     fn is_empty(&self) -> bool {
         self.bindings.is_empty() && self.history.is_empty() && self.audit.is_empty()
+    }
+
+    /// Moves the pending refreshes into the next flush.
+    fn take_refreshes(&mut self) {
+        for (key, b) in self.refreshed.drain() {
+            self.bindings.insert(key, Some(b));
+        }
     }
 
     async fn flush(&mut self, store: &Store) {
@@ -391,14 +419,17 @@ impl Batch {
     }
 }
 
-/// How often batched changes are written.
+/// How often new and removed bindings, history and audit entries are written.
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// How often binding refreshes are written.
+const LAZY_FLUSH_EVERY: Duration = Duration::from_secs(30);
 
 /// Writes what the core reports until the channel closes, then flushes the
 /// rest.
 pub async fn run_writer(store: Store, mut rx: mpsc::UnboundedReceiver<Persist>) {
     let mut batch = Batch::default();
     let mut tick = tokio::time::interval(FLUSH_EVERY);
+    let mut lazy = tokio::time::interval(LAZY_FLUSH_EVERY);
     loop {
         tokio::select! {
             p = rx.recv() => match p {
@@ -410,8 +441,10 @@ pub async fn run_writer(store: Store, mut rx: mpsc::UnboundedReceiver<Persist>) 
                     batch.flush(&store).await;
                 }
             }
+            _ = lazy.tick() => batch.take_refreshes(),
         }
     }
+    batch.take_refreshes();
     batch.flush(&store).await;
 }
 
