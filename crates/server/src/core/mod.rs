@@ -19,10 +19,10 @@ use pbx::UnixMs;
 use pbx::guard::{Access, AuditEvent, Guard, GuardConfig};
 use pbx::registrar::{Change, Registrar, RegistrarConfig};
 use sip::auth::{Algorithm, DigestAuth};
-use sip::build::{response_destination, response_to, stamp_via, stateless_to_tag};
+use sip::build::{response_to, stamp_via, stateless_to_tag};
 use sip::header::HeaderName;
-use sip::transaction::{Event, Remote, TransactionKey, TransactionLayer, Transport};
-use sip::validate::{Capabilities, check_request};
+use sip::transaction::{Event, Remote, TransactionKey, TransactionLayer};
+use sip::validate::{Capabilities, check_register, check_request, check_response};
 use sip::{Headers, Message, Method, Request, Response, StatusCode};
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
@@ -229,6 +229,10 @@ impl Core {
                 }
             }
             Message::Response(resp) => {
+                if let Err(reason) = check_response(&resp) {
+                    debug!(source = %source.addr, reason, "malformed response dropped");
+                    return;
+                }
                 if let Err(e) = self.layer.handle_response(resp, source, now) {
                     debug!(source = %source.addr, error = %e, "stray response dropped");
                 }
@@ -305,7 +309,10 @@ impl Core {
                 ];
                 self.respond(&key, &req.headers, StatusCode::OK, "OK", &extra, now);
             }
-            _ => self.register(key, req, source, now, wall),
+            _ => match check_register(&req) {
+                Ok(()) => self.register(key, req, source, now, wall),
+                Err(r) => self.respond(&key, &req.headers, r.status, r.reason, &r.headers, now),
+            },
         }
     }
 
@@ -349,16 +356,11 @@ impl Core {
         extra: &[(HeaderName, String)],
         source: Remote,
     ) {
-        for name in [
-            HeaderName::Via,
-            HeaderName::CallId,
-            HeaderName::CSeq,
-            HeaderName::From,
-            HeaderName::To,
-        ] {
-            if headers.get(&name).is_none() {
-                return;
-            }
+        // Without a Via nothing identifies the request to its sender; the
+        // other headers are copied when present (RFC 4475 insuf lacks
+        // To, From and Call-ID and still deserves its 400).
+        if headers.get(&HeaderName::Via).is_none() {
+            return;
         }
         let tag = stateless_to_tag(headers);
         let mut resp = response_to(headers, status, reason, Some(&tag));
@@ -366,13 +368,10 @@ impl Core {
             resp.headers.push(name.clone(), value.clone());
         }
         let resp = self.finish(resp);
-        let dest = match source.transport {
-            Transport::Udp => Remote::new(
-                Transport::Udp,
-                response_destination(&resp.headers).unwrap_or(source.addr),
-            ),
-            _ => source,
-        };
+        // Symmetric response routing, as the transaction layer does: back
+        // to where the request came from (RFC 3581 behaviour even without
+        // rport; the Via of a request that failed validation may be junk).
+        let dest = source;
         self.out.send(dest, &Message::Response(resp).to_bytes());
     }
 
