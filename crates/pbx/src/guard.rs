@@ -10,7 +10,9 @@
 //! blocked. Every failure, lockout and unlock is reported as an
 //! [`AuditEvent`] for the security audit log.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use ahash::HashMap;
 use std::net::IpAddr;
 use std::str::FromStr;
 

@@ -6,7 +6,7 @@
 //! Sans-IO: the caller passes the time and looks HA1 values up itself (the
 //! server keeps them in memory), so a check costs two hash computations.
 
-use std::collections::HashMap;
+use ahash::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -355,7 +355,7 @@ impl DigestAuth {
         DigestAuth {
             realm: realm.to_string(),
             issuer: NonceIssuer::new(now, nonce_ttl),
-            counts: HashMap::new(),
+            counts: HashMap::default(),
             algorithms,
             last_prune: now,
         }

@@ -10,7 +10,9 @@ mod binding;
 
 pub use binding::{Binding, BindingKey, derive_mac};
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use ahash::HashMap;
 
 use bytes::Bytes;
 use sip::build::{response_to, stateless_to_tag};

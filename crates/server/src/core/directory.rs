@@ -2,7 +2,7 @@
 //! values for the realm. Checks run on the core's hot path, so they never
 //! touch the database; the directory is rebuilt when extensions change.
 
-use std::collections::HashMap;
+use ahash::HashMap;
 
 use sip::auth::Algorithm;
 

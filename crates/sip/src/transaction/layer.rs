@@ -1,7 +1,7 @@
 //! The [`TransactionLayer`]: owns the transactions, routes messages,
 //! timers and TU calls to them (RFC 3261 §17.1.3, §17.2.3, §9.2).
 
-use std::collections::HashMap;
+use ahash::HashMap;
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
@@ -68,7 +68,7 @@ impl TransactionLayer {
         t.t2 = t.t2.max(t.t1);
         TransactionLayer {
             config,
-            transactions: HashMap::new(),
+            transactions: HashMap::default(),
             out: Outputs::default(),
             tags: 0,
         }

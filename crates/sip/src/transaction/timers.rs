@@ -5,7 +5,9 @@
 //! deadline, so that the layer can report the earliest one through
 //! `poll_timeout` and the caller can jump straight to it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use ahash::HashMap;
 use std::time::{Duration, Instant};
 
 use super::TransactionKey;
