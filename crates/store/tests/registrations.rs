@@ -251,7 +251,9 @@ async fn bindings_batch_apply(store: Store) {
     let b = store.bindings();
     let one = binding("alice", "sip:alice@192.0.2.10:5060", 10_000);
     let two = binding("alice", "sip:alice@192.0.2.11:5060", 10_000);
-    b.apply(&[one.clone(), two.clone()], &[], 1_000).await.unwrap();
+    b.apply(&[one.clone(), two.clone()], &[], 1_000)
+        .await
+        .unwrap();
     assert_eq!(b.list_for_aor("alice").await.unwrap().len(), 2);
     // A refresh and a removal in one batch.
     let mut refreshed = one.clone();
@@ -262,7 +264,10 @@ async fn bindings_batch_apply(store: Store) {
         .unwrap();
     let left = b.list_for_aor("alice").await.unwrap();
     assert_eq!(left.len(), 1);
-    assert_eq!((left[0].expires_at, left[0].first_seen, left[0].last_seen), (50_000, 1_000, 2_000));
+    assert_eq!(
+        (left[0].expires_at, left[0].first_seen, left[0].last_seen),
+        (50_000, 1_000, 2_000)
+    );
     // A bad row fails the whole batch and changes nothing.
     let mut bad = two.clone();
     bad.q = Some(7.0);

@@ -184,8 +184,14 @@ async fn credentials(store: Store) {
     let all = ext.credentials().await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].0, "alice");
-    assert_eq!(all[0].1, Ha1::compute(DigestAlgorithm::Md5, "alice", "pbx.example", "s3cret!"));
-    assert_eq!(all[0].2, Ha1::compute(DigestAlgorithm::Sha256, "alice", "pbx.example", "s3cret!"));
+    assert_eq!(
+        all[0].1,
+        Ha1::compute(DigestAlgorithm::Md5, "alice", "pbx.example", "s3cret!")
+    );
+    assert_eq!(
+        all[0].2,
+        Ha1::compute(DigestAlgorithm::Sha256, "alice", "pbx.example", "s3cret!")
+    );
     assert_eq!(
         ext.get_ha1("alice", DigestAlgorithm::Md5)
             .await
