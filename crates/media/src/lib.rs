@@ -15,6 +15,8 @@
 //! - [`jitter`]: adaptive jitter buffer.
 //! - [`wav`]: WAV prompt reader and crash-safe recording writer.
 //! - [`mixer`]: mix-minus conference mixer.
+//! - [`prompts`]: built-in voice prompts (`prompts/` at the repository root),
+//!   sequencing, numbers and frame-by-frame playback.
 
 #![deny(missing_docs)]
 
@@ -22,6 +24,7 @@ pub mod codec;
 pub mod dtmf;
 pub mod jitter;
 pub mod mixer;
+pub mod prompts;
 pub mod resample;
 pub mod tone;
 pub mod transcode;
