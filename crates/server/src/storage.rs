@@ -406,14 +406,19 @@ impl Batch {
                 }
             }
         }
-        for h in self.history.drain(..) {
-            if let Err(e) = store.registration_history().append(&h).await {
-                error!(aor = %h.aor, error = %e, "registration history not written");
-            }
+        let history: Vec<_> = self.history.drain(..).collect();
+        if let Err(e) = store.registration_history().append_many(&history).await {
+            error!(events = history.len(), error = %e, "registration history not written");
         }
-        for a in self.audit.drain(..) {
-            if let Err(e) = store.audit().append(&a).await {
-                error!(error = %e, "audit entry not written");
+        let audit: Vec<_> = self.audit.drain(..).collect();
+        if let Err(e) = store.audit().append_many(&audit).await {
+            // The audit log must not lose entries silently: retry one by one
+            // so a single bad row cannot take the others with it.
+            warn!(error = %e, "batched audit write failed, retrying row by row");
+            for a in &audit {
+                if let Err(e) = store.audit().append(a).await {
+                    error!(error = %e, "audit entry not written");
+                }
             }
         }
     }

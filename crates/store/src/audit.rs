@@ -181,6 +181,24 @@ fn entry_from(row: &impl Get) -> Result<AuditEntry> {
     })
 }
 
+/// Insert of one audit entry, returning its id.
+const AUDIT_INSERT_SQL: &str = "INSERT INTO security_audit \
+     (at, event, username, source_ip, outcome, details) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+
+/// Binds a [`NewAuditEntry`] to [`AUDIT_INSERT_SQL`].
+macro_rules! bind_entry {
+    ($query:expr, $e:expr) => {
+        $query
+            .bind($e.at)
+            .bind($e.event.as_str())
+            .bind(&$e.username)
+            .bind($e.source_ip.map(|ip| ip.to_string()))
+            .bind($e.outcome.as_str())
+            .bind($e.details.to_string())
+    };
+}
+
 /// The security audit log; get one from [`crate::Store::audit`].
 #[derive(Debug, Clone, Copy)]
 pub struct SecurityAudit<'a> {
@@ -194,22 +212,27 @@ impl<'a> SecurityAudit<'a> {
 
     /// Appends an entry and returns its id.
     pub async fn append(&self, entry: &NewAuditEntry) -> Result<i64> {
-        let details = entry.details.to_string();
         Ok(on_pool!(self.pool, p => {
-            sqlx::query(
-                "INSERT INTO security_audit (at, event, username, source_ip, outcome, details) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            )
-            .bind(entry.at)
-            .bind(entry.event.as_str())
-            .bind(&entry.username)
-            .bind(entry.source_ip.map(|ip| ip.to_string()))
-            .bind(entry.outcome.as_str())
-            .bind(details)
-            .fetch_one(p)
-            .await?
-            .int("id")?
+            bind_entry!(sqlx::query(AUDIT_INSERT_SQL), entry)
+                .fetch_one(p)
+                .await?
+                .int("id")?
         }))
+    }
+
+    /// Appends many entries in one transaction (all or none).
+    pub async fn append_many(&self, entries: &[NewAuditEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        on_pool!(self.pool, p => {
+            let mut tx = p.begin().await?;
+            for entry in entries {
+                bind_entry!(sqlx::query(AUDIT_INSERT_SQL), entry).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// Deletes entries older than `before_ms` (retention) and returns how

@@ -241,6 +241,25 @@ fn check_q(binding: &NewBinding) -> Result<()> {
     Ok(())
 }
 
+/// Insert of one history event, returning its id.
+const HISTORY_INSERT_SQL: &str = "INSERT INTO registration_history \
+     (at, event, aor, contact, source_ip, source_port, user_agent) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+
+/// Binds a [`NewRegistrationEvent`] to [`HISTORY_INSERT_SQL`].
+macro_rules! bind_event {
+    ($query:expr, $e:expr) => {
+        $query
+            .bind($e.at)
+            .bind($e.kind.as_str())
+            .bind(&$e.aor)
+            .bind(&$e.contact)
+            .bind($e.source.map(|s| s.ip().to_string()))
+            .bind($e.source.map(|s| i64::from(s.port())))
+            .bind(&$e.user_agent)
+    };
+}
+
 /// Repository of registrar bindings; get one from [`crate::Store::bindings`].
 #[derive(Debug, Clone, Copy)]
 pub struct Bindings<'a> {
@@ -471,23 +490,27 @@ impl<'a> RegistrationHistory<'a> {
     /// Appends an event and returns its id.
     pub async fn append(&self, event: &NewRegistrationEvent) -> Result<i64> {
         let id = on_pool!(self.pool, p => {
-            sqlx::query(
-                "INSERT INTO registration_history \
-                 (at, event, aor, contact, source_ip, source_port, user_agent) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            )
-            .bind(event.at)
-            .bind(event.kind.as_str())
-            .bind(&event.aor)
-            .bind(&event.contact)
-            .bind(event.source.map(|s| s.ip().to_string()))
-            .bind(event.source.map(|s| i64::from(s.port())))
-            .bind(&event.user_agent)
-            .fetch_one(p)
-            .await?
-            .int("id")?
+            bind_event!(sqlx::query(HISTORY_INSERT_SQL), event)
+                .fetch_one(p)
+                .await?
+                .int("id")?
         });
         Ok(id)
+    }
+
+    /// Appends many events in one transaction (all or none).
+    pub async fn append_many(&self, events: &[NewRegistrationEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        on_pool!(self.pool, p => {
+            let mut tx = p.begin().await?;
+            for event in events {
+                bind_event!(sqlx::query(HISTORY_INSERT_SQL), event).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// Deletes events older than `before_ms` and returns how many went.

@@ -11,6 +11,7 @@ use store::{
 };
 
 on_all_backends!(
+    history_batch_append,
     bindings_batch_apply,
     bindings_upsert_and_queries,
     bindings_by_instance_and_expiry,
@@ -276,4 +277,34 @@ async fn bindings_batch_apply(store: Store) {
     stranger.aor = "nobody".into();
     assert!(b.apply(&[two, stranger], &[], 3_000).await.is_err());
     assert_eq!(b.list_for_aor("alice").await.unwrap().len(), 1);
+}
+
+async fn history_batch_append(store: Store) {
+    let h = store.registration_history();
+    let event = |at, kind| NewRegistrationEvent {
+        at,
+        kind,
+        aor: "alice".into(),
+        contact: Some("sip:alice@192.0.2.10".into()),
+        source: Some("192.0.2.10:5060".parse().unwrap()),
+        user_agent: None,
+    };
+    h.append_many(&[]).await.unwrap();
+    h.append_many(&[
+        event(1, RegistrationEventKind::Registered),
+        event(2, RegistrationEventKind::Unregistered),
+        event(3, RegistrationEventKind::Registered),
+    ])
+    .await
+    .unwrap();
+    let recent = h.for_aor("alice", 10).await.unwrap();
+    let kinds: Vec<_> = recent.iter().map(|e| (e.at, e.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (3, RegistrationEventKind::Registered),
+            (2, RegistrationEventKind::Unregistered),
+            (1, RegistrationEventKind::Registered)
+        ]
+    );
 }

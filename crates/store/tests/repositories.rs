@@ -248,18 +248,31 @@ async fn security_audit(store: Store) {
         outcome,
         details: json!({ "at": at, "realm": "pbx.example" }),
     };
-    for at in [1_000, 2_000, 3_000] {
-        audit
-            .append(&entry(
+    // One alone, two in a batch (the server's writer batches).
+    audit
+        .append(&entry(
+            1_000,
+            AuditEvent::AuthFailure,
+            Some("1001"),
+            attacker,
+            AuditOutcome::Failure,
+        ))
+        .await
+        .unwrap();
+    let batch: Vec<_> = [2_000, 3_000]
+        .into_iter()
+        .map(|at| {
+            entry(
                 at,
                 AuditEvent::AuthFailure,
                 Some("1001"),
                 attacker,
                 AuditOutcome::Failure,
-            ))
-            .await
-            .unwrap();
-    }
+            )
+        })
+        .collect();
+    audit.append_many(&batch).await.unwrap();
+    audit.append_many(&[]).await.unwrap();
     audit
         .append(&entry(
             3_500,
