@@ -181,6 +181,13 @@ fn bindings_survive_restart_and_cli_changes_apply_live() {
     let target = pbx.addr();
     let mut phone = Phone::new("127.0.0.1", "6000", "127.0.0.1");
     assert_eq!(phone.register("pw6000secret", 600, target), Some(200));
+    // A retransmission (the 200 was lost) gets the same 200 again, not a
+    // replay rejection.
+    let again = phone.last_request.clone();
+    let first = phone.exchange(&again, target).unwrap();
+    let second = phone.exchange(&again, target).unwrap();
+    assert!(first.starts_with("SIP/2.0 200"), "{first}");
+    assert_eq!(first, second);
 
     // An extension added from the CLI can register without a restart...
     let out = pbx.cli(&[

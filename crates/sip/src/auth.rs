@@ -6,7 +6,6 @@
 //! Sans-IO: the caller passes the time and looks HA1 values up itself (the
 //! server keeps them in memory), so a check costs two hash computations.
 
-use ahash::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -267,22 +266,31 @@ impl NonceIssuer {
 
     /// Checks a nonce's signature and age.
     pub fn check(&self, nonce: &str, now: Instant) -> NonceState {
+        self.check_serial(nonce, now).0
+    }
+
+    /// Checks a nonce and returns its serial number (the issue counter,
+    /// unique per nonce) along with its state.
+    pub fn check_serial(&self, nonce: &str, now: Instant) -> (NonceState, u64) {
         let Some(raw) = from_hex(nonce) else {
-            return NonceState::Invalid;
+            return (NonceState::Invalid, 0);
         };
         if raw.len() != 24 {
-            return NonceState::Invalid;
+            return (NonceState::Invalid, 0);
         }
         let tag = hmac::sign(&self.key, &raw[..12]);
         if !constant_time_eq(&tag.as_ref()[..12], &raw[12..]) {
-            return NonceState::Invalid;
+            return (NonceState::Invalid, 0);
         }
         let secs = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
+        let mut serial = [0u8; 8];
+        serial.copy_from_slice(&raw[4..12]);
+        let serial = u64::from_be_bytes(serial);
         let issued = self.epoch + Duration::from_secs(u64::from(secs));
         if now.saturating_duration_since(issued) > self.ttl {
-            NonceState::Stale
+            (NonceState::Stale, serial)
         } else {
-            NonceState::Fresh
+            (NonceState::Fresh, serial)
         }
     }
 
@@ -341,12 +349,16 @@ pub enum Verdict {
 pub struct DigestAuth {
     realm: String,
     issuer: NonceIssuer,
-    /// Highest nonce-count seen per nonce (qop=auth), pruned as nonces
-    /// expire.
-    counts: HashMap<String, (u32, Instant)>,
+    /// Highest nonce-count seen per nonce (qop=auth): slot `serial %
+    /// NONCE_SLOTS` holds `(serial, nc)`. A fixed table (Kamailio's
+    /// approach) keeps memory bounded at any registration rate; a nonce
+    /// whose slot a newer nonce took is answered as stale.
+    counts: Vec<(u64, u32)>,
     algorithms: Vec<Algorithm>,
-    last_prune: Instant,
 }
+
+/// Nonces whose counts are remembered at once (4 MiB of slots).
+const NONCE_SLOTS: usize = 1 << 18;
 
 impl DigestAuth {
     /// An authenticator for `realm` offering `algorithms` (in preference
@@ -355,9 +367,8 @@ impl DigestAuth {
         DigestAuth {
             realm: realm.to_string(),
             issuer: NonceIssuer::new(now, nonce_ttl),
-            counts: HashMap::default(),
+            counts: vec![(0, 0); NONCE_SLOTS],
             algorithms,
-            last_prune: now,
         }
     }
 
@@ -393,7 +404,6 @@ impl DigestAuth {
         now: Instant,
         ha1_of: impl Fn(&str, Algorithm) -> Option<String>,
     ) -> Verdict {
-        self.prune(now);
         let mut ours = None;
         for value in credentials {
             if let Ok(c) = Credentials::parse(value)
@@ -413,7 +423,7 @@ impl DigestAuth {
         let Some(alg) = c.algorithm().filter(|a| self.algorithms.contains(a)) else {
             return fail("unsupported algorithm");
         };
-        let nonce_state = self.issuer.check(&c.nonce, now);
+        let (nonce_state, serial) = self.issuer.check_serial(&c.nonce, now);
         if nonce_state == NonceState::Invalid {
             // Old nonces (e.g. from before a restart) are common and
             // harmless: challenge again without counting a failure.
@@ -451,27 +461,25 @@ impl DigestAuth {
             else {
                 return fail("bad nonce count");
             };
-            let entry = self.counts.entry(c.nonce.clone()).or_insert((0, now));
-            if nc <= entry.0 {
+            let slot = &mut self.counts[(serial as usize) & (NONCE_SLOTS - 1)];
+            if slot.0 != serial {
+                // Serials grow by one per nonce: a slot holding a later
+                // serial means this nonce's count was forgotten.
+                if slot.0 != 0 && (slot.0.wrapping_sub(serial) as i64) > 0 {
+                    return Verdict::Stale;
+                }
+                *slot = (serial, 0);
+            }
+            if nc <= slot.1 {
                 // The password was right, so this is a replay or a client
                 // reusing a nonce: demand a fresh nonce, count no failure.
                 return Verdict::Stale;
             }
-            *entry = (nc, now);
+            slot.1 = nc;
         }
         Verdict::Authenticated {
             username: c.username.clone(),
         }
-    }
-
-    fn prune(&mut self, now: Instant) {
-        let ttl = self.issuer.ttl();
-        if now.saturating_duration_since(self.last_prune) < ttl {
-            return;
-        }
-        self.last_prune = now;
-        self.counts
-            .retain(|_, (_, seen)| now.saturating_duration_since(*seen) <= ttl * 2);
     }
 }
 
@@ -638,5 +646,44 @@ mod tests {
             Verdict::Challenge
         );
         assert_eq!(auth.verify([], "REGISTER", t0, lookup), Verdict::Challenge);
+    }
+
+    #[test]
+    fn forgotten_nonce_counts_are_stale_not_replayable() {
+        let t0 = Instant::now();
+        let mut auth = DigestAuth::new("pbx", vec![Algorithm::Md5], t0, Duration::from_secs(30));
+        let lookup = |u: &str, a| (u == "100").then(|| ha1(a, "100", "pbx", "secret"));
+        let nonce_of = |ch: String| {
+            ch.split("nonce=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let first = nonce_of(auth.challenges(t0, false).remove(0));
+        let a1 = answer_nonce("100", "secret", &first, 1);
+        assert!(matches!(
+            auth.verify([a1.as_bytes()], "REGISTER", t0, lookup),
+            Verdict::Authenticated { .. }
+        ));
+        // NONCE_SLOTS later nonces: the last one lands in the first's slot.
+        let mut last = String::new();
+        for _ in 0..NONCE_SLOTS {
+            last = nonce_of(auth.challenges(t0, false).remove(0));
+        }
+        let b1 = answer_nonce("100", "secret", &last, 1);
+        assert!(matches!(
+            auth.verify([b1.as_bytes()], "REGISTER", t0, lookup),
+            Verdict::Authenticated { .. }
+        ));
+        // The first nonce's count is gone: even a higher nc gets a fresh
+        // challenge rather than being accepted unchecked.
+        let a2 = answer_nonce("100", "secret", &first, 2);
+        assert_eq!(
+            auth.verify([a2.as_bytes()], "REGISTER", t0, lookup),
+            Verdict::Stale
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! statelessly where the RFC asks for it and dropped otherwise.
 
 mod directory;
+mod recent;
 mod register;
 
 pub use directory::{Credentials, Directory};
@@ -62,6 +63,21 @@ pub enum Control {
     Directory(Directory),
 }
 
+/// How an answer leaves: through a server transaction, or statelessly.
+///
+/// REGISTER and OPTIONS are answered statelessly (RFC 3261 §8.2.7), as
+/// Kamailio's registrar does: both are idempotent, a retransmission is
+/// simply processed again, and no transaction has to be kept for Timer J
+/// (32 s on UDP) per request, which at thousands of registrations a second
+/// would be hundreds of thousands of live transactions.
+#[derive(Debug, Clone)]
+pub(crate) enum ReplyTo {
+    /// Through this server transaction.
+    Transaction(TransactionKey),
+    /// Straight back to where the request came from.
+    Stateless(Remote),
+}
+
 /// The core's state.
 pub struct Core {
     layer: TransactionLayer,
@@ -77,6 +93,8 @@ pub struct Core {
     persist: Option<mpsc::UnboundedSender<Persist>>,
     /// The deadline the timer task sleeps until.
     armed: Option<Instant>,
+    /// Final answers to recent REGISTERs, for their retransmissions.
+    recent: recent::RecentReplies,
 }
 
 /// Wall-clock milliseconds (for state that outlives the process).
@@ -149,6 +167,7 @@ impl Core {
             out,
             persist,
             armed: None,
+            recent: recent::RecentReplies::new(32_768),
         }
     }
 
@@ -224,7 +243,9 @@ impl Core {
                         }
                     }
                 }
-                if let Err(e) = self.layer.handle_request(req, source, now) {
+                if matches!(req.method, Method::Register | Method::Options) {
+                    self.dispatch(ReplyTo::Stateless(source), req, source, now, wall);
+                } else if let Err(e) = self.layer.handle_request(req, source, now) {
                     debug!(source = %source.addr, error = %e, "request refused by the transaction layer");
                 }
             }
@@ -260,7 +281,7 @@ impl Core {
                 source,
             } = event
             {
-                self.dispatch(key, request, source, now, wall);
+                self.dispatch(ReplyTo::Transaction(key), request, source, now, wall);
             }
         }
         while let Some(ev) = self.guard.poll_event() {
@@ -279,7 +300,7 @@ impl Core {
 
     fn dispatch(
         &mut self,
-        key: TransactionKey,
+        reply: ReplyTo,
         req: Request,
         source: Remote,
         now: Instant,
@@ -293,11 +314,11 @@ impl Core {
                 (StatusCode::NOT_IMPLEMENTED, "Not Implemented")
             };
             let allow = [(HeaderName::Allow, ALLOW.to_string())];
-            self.respond(&key, &req.headers, status, reason, &allow, now);
+            self.respond(&reply, &req.headers, status, reason, &allow, now);
             return;
         }
         if let Err(r) = self.caps.check(&req) {
-            self.respond(&key, &req.headers, r.status, r.reason, &r.headers, now);
+            self.respond(&reply, &req.headers, r.status, r.reason, &r.headers, now);
             return;
         }
         match req.method {
@@ -307,11 +328,11 @@ impl Core {
                     (HeaderName::Accept, "application/sdp".to_string()),
                     (HeaderName::Supported, self.caps.extensions.join(", ")),
                 ];
-                self.respond(&key, &req.headers, StatusCode::OK, "OK", &extra, now);
+                self.respond(&reply, &req.headers, StatusCode::OK, "OK", &extra, now);
             }
             _ => match check_register(&req) {
-                Ok(()) => self.register(key, req, source, now, wall),
-                Err(r) => self.respond(&key, &req.headers, r.status, r.reason, &r.headers, now),
+                Ok(()) => self.register(reply, req, source, now, wall),
+                Err(r) => self.respond(&reply, &req.headers, r.status, r.reason, &r.headers, now),
             },
         }
     }
@@ -322,10 +343,10 @@ impl Core {
         resp
     }
 
-    /// Answers through server transaction `key`.
+    /// Answers `request`.
     fn respond(
         &mut self,
-        key: &TransactionKey,
+        reply: &ReplyTo,
         request: &Headers,
         status: StatusCode,
         reason: &str,
@@ -337,13 +358,38 @@ impl Core {
         for (name, value) in extra {
             resp.headers.push(name.clone(), value.clone());
         }
-        self.send_response(key, resp, now);
+        self.send_response(reply, resp, now);
     }
 
-    fn send_response(&mut self, key: &TransactionKey, resp: Response, now: Instant) {
+    /// Sends a final answer to a REGISTER and remembers it for
+    /// retransmissions of that request.
+    fn send_remembered(
+        &mut self,
+        reply: &ReplyTo,
+        request: &Headers,
+        resp: Response,
+        now: Instant,
+    ) {
+        let ReplyTo::Stateless(dest) = reply else {
+            return self.send_response(reply, resp, now);
+        };
+        let key = self.recent.key(request, dest);
+        let bytes = Message::Response(self.finish(resp)).to_bytes();
+        self.out.send(*dest, &bytes);
+        self.recent.insert(key, bytes);
+    }
+
+    fn send_response(&mut self, reply: &ReplyTo, resp: Response, now: Instant) {
         let resp = self.finish(resp);
-        if let Err(e) = self.layer.send_response(key, resp, now) {
-            debug!(error = %e, "response not sent");
+        match reply {
+            ReplyTo::Transaction(key) => {
+                if let Err(e) = self.layer.send_response(key, resp, now) {
+                    debug!(error = %e, "response not sent");
+                }
+            }
+            ReplyTo::Stateless(dest) => {
+                self.out.send(*dest, &Message::Response(resp).to_bytes());
+            }
         }
     }
 
@@ -382,6 +428,9 @@ impl Core {
     }
 }
 
+/// Granularity of the core's timers.
+pub const TIMER_TICK: Duration = Duration::from_millis(10);
+
 /// The core shared by the transport tasks and the timer task. Messages are
 /// handled on the task that received them (no hand-off between threads on
 /// the hot path); the timer task sleeps until the core's next deadline and
@@ -411,7 +460,9 @@ impl SharedCore {
         let mut core = self.lock();
         core.handle_inbound(msg, now, wall);
         let next = core.poll_timeout(now, wall);
-        if next.is_some_and(|n| core.armed.is_none_or(|a| n < a)) {
+        // Wake the timer task only for a deadline clearly earlier than the
+        // one it sleeps until (it serves a TIMER_TICK grid anyway).
+        if next.is_some_and(|n| core.armed.is_none_or(|a| n + TIMER_TICK <= a)) {
             core.armed = next;
             drop(core);
             self.timer.notify_one();
@@ -423,21 +474,27 @@ impl SharedCore {
         self.lock().control(c);
     }
 
-    /// Runs the core's timers forever.
+    /// Runs the core's timers forever. Deadlines are served on a
+    /// [`TIMER_TICK`] grid: under load thousands of transaction timers fall
+    /// due every second, and waking once per tick for all of them costs far
+    /// less than once per timer (SIP timers are hundreds of milliseconds).
     pub async fn run_timers(self: Arc<Self>) {
+        let mut last_run = Instant::now();
         loop {
             let deadline = {
                 let now = Instant::now();
                 let mut core = self.lock();
                 let d = core
                     .poll_timeout(now, unix_ms())
-                    .unwrap_or(now + Duration::from_secs(3600));
+                    .unwrap_or(now + Duration::from_secs(3600))
+                    .max(last_run + TIMER_TICK);
                 core.armed = Some(d);
                 d
             };
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline.into()) => {
-                    self.lock().handle_timeout(Instant::now(), unix_ms());
+                    last_run = Instant::now();
+                    self.lock().handle_timeout(last_run, unix_ms());
                 }
                 _ = self.timer.notified() => {}
             }

@@ -6,22 +6,31 @@ use std::time::Instant;
 
 use pbx::UnixMs;
 use sip::header::HeaderName;
-use sip::transaction::{Remote, TransactionKey};
+use sip::transaction::Remote;
 use sip::{Request, StatusCode};
 use tracing::debug;
 
-use super::{Core, Persist};
+use super::{Core, Persist, ReplyTo};
 use sip::auth::Verdict;
 
 impl Core {
     pub(super) fn register(
         &mut self,
-        key: TransactionKey,
+        reply: ReplyTo,
         req: Request,
         source: Remote,
         now: Instant,
         wall: UnixMs,
     ) {
+        // A retransmission of a REGISTER already answered gets that answer
+        // again: processing it anew would see its nonce count as a replay.
+        if let ReplyTo::Stateless(dest) = &reply {
+            let key = self.recent.key(&req.headers, dest);
+            if let Some(answer) = self.recent.get(key).cloned() {
+                self.out.send(*dest, &answer);
+                return;
+            }
+        }
         let credentials = req
             .headers
             .get_all(&HeaderName::Authorization)
@@ -45,25 +54,25 @@ impl Core {
                     );
                     self.persist(Persist::Binding(change));
                 }
-                self.send_response(&key, outcome.response, now);
+                self.send_remembered(&reply, &req.headers, outcome.response, now);
             }
-            Verdict::Challenge => self.challenge(&key, &req, false, now),
-            Verdict::Stale => self.challenge(&key, &req, true, now),
+            Verdict::Challenge => self.challenge(&reply, &req, false, now),
+            Verdict::Stale => self.challenge(&reply, &req, true, now),
             Verdict::Failed { username, reason } => {
                 debug!(source = %source.addr, %username, reason, "authentication failed");
                 let blocked = self
                     .guard
                     .record_failure(source.addr.ip(), &username, reason, wall);
                 if blocked && !self.silent_block {
-                    self.respond(&key, &req.headers, StatusCode(403), "Forbidden", &[], now);
+                    self.respond(&reply, &req.headers, StatusCode(403), "Forbidden", &[], now);
                 } else {
-                    self.challenge(&key, &req, false, now);
+                    self.challenge(&reply, &req, false, now);
                 }
             }
         }
     }
 
-    fn challenge(&mut self, key: &TransactionKey, req: &Request, stale: bool, now: Instant) {
+    fn challenge(&mut self, reply: &ReplyTo, req: &Request, stale: bool, now: Instant) {
         let extra: Vec<(HeaderName, String)> = self
             .auth
             .challenges(now, stale)
@@ -71,7 +80,7 @@ impl Core {
             .map(|c| (HeaderName::WwwAuthenticate, c))
             .collect();
         self.respond(
-            key,
+            reply,
             &req.headers,
             StatusCode(401),
             "Unauthorized",

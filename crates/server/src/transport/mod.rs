@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use anyhow::Context;
 use bytes::Bytes;
 use sip::transaction::{Remote, Transport};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::core::SharedCore;
@@ -46,15 +45,15 @@ pub type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>;
 /// once, as they are bound.
 #[derive(Debug, Clone, Default)]
 pub struct Outbound {
-    udp_v4: Arc<OnceLock<Arc<UdpSocket>>>,
-    udp_v6: Arc<OnceLock<Arc<UdpSocket>>>,
+    udp_v4: Arc<OnceLock<Arc<std::net::UdpSocket>>>,
+    udp_v6: Arc<OnceLock<Arc<std::net::UdpSocket>>>,
     tcp: Connections,
 }
 
 impl Outbound {
     /// Uses `socket` to send UDP to its address family (the first bound
     /// socket of each family is kept).
-    fn add_udp(&self, socket: Arc<UdpSocket>) {
+    fn add_udp(&self, socket: Arc<std::net::UdpSocket>) {
         let ipv4 = socket.local_addr().is_ok_and(|a| a.is_ipv4());
         let slot = if ipv4 { &self.udp_v4 } else { &self.udp_v6 };
         let _ = slot.set(socket);
@@ -74,7 +73,7 @@ impl Outbound {
                     return false;
                 };
                 trace_message("send", "UDP", dest.addr, bytes);
-                match socket.try_send_to(bytes, dest.addr) {
+                match socket.send_to(bytes, dest.addr) {
                     Ok(_) => true,
                     Err(e) => {
                         debug!(dest = %dest.addr, error = %e, "UDP send failed");
@@ -108,20 +107,24 @@ pub fn start(
     outbound: &Outbound,
     core: &Arc<SharedCore>,
     tasks: &mut JoinSet<()>,
+    udp_workers: &mut udp::UdpWorkers,
 ) -> anyhow::Result<Vec<(TransportKind, SocketAddr)>> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut bound = Vec::new();
     for &addr in &cfg.sip.listen {
         for &kind in &cfg.sip.transports {
             let result = match kind {
-                TransportKind::Udp => {
-                    udp::start(addr, workers, core.clone(), cfg.sip.max_message_size, tasks).map(
-                        |(local, socket)| {
-                            outbound.add_udp(socket);
-                            local
-                        },
-                    )
-                }
+                TransportKind::Udp => udp::start(
+                    addr,
+                    workers,
+                    core.clone(),
+                    cfg.sip.max_message_size,
+                    udp_workers,
+                )
+                .map(|(local, socket)| {
+                    outbound.add_udp(socket);
+                    local
+                }),
                 TransportKind::Tcp => {
                     tcp::start(addr, core.clone(), outbound.tcp.clone(), &cfg.sip, tasks)
                 }

@@ -188,6 +188,8 @@ pub struct Phone {
     pub domain: String,
     pub call_id: String,
     pub cseq: u32,
+    /// The last request sent (to test retransmissions).
+    pub last_request: String,
 }
 
 impl Phone {
@@ -202,6 +204,7 @@ impl Phone {
             domain: domain.into(),
             call_id,
             cseq: 0,
+            last_request: String::new(),
         }
     }
 
@@ -223,7 +226,8 @@ impl Phone {
     }
 
     /// Sends and returns the whole response text (None on timeout).
-    pub fn exchange(&self, text: &str, target: SocketAddr) -> Option<String> {
+    pub fn exchange(&mut self, text: &str, target: SocketAddr) -> Option<String> {
+        self.last_request = text.to_string();
         self.sock.send_to(text.as_bytes(), target).ok()?;
         let mut buf = [0u8; 65535];
         loop {
