@@ -120,22 +120,20 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let store = storage::open(&cfg).await?;
     let directory = storage::load_directory(&store).await?;
     info!(extensions = directory.len(), "directory loaded");
-    let (persist_tx, persist_rx) = tokio::sync::mpsc::unbounded_channel();
-    let writer = tokio::spawn(storage::run_writer(store.clone(), persist_rx));
 
     let outbound = transport::Outbound::default();
-    let mut sip_core = core::Core::new(
-        &cfg,
-        directory,
-        outbound.clone(),
-        Some(persist_tx),
-        Instant::now(),
-    );
+    let mut sip_core = core::Core::new(&cfg, directory, outbound.clone(), true, Instant::now());
     let bindings = storage::load_bindings(&store).await?;
     let restored = bindings.len();
     sip_core.registrar_mut().restore(bindings, core::unix_ms());
     info!(bindings = restored, "registrations restored");
     let sip_core = core::SharedCore::new(sip_core);
+    let stop_writer = std::sync::Arc::new(tokio::sync::Notify::new());
+    let writer = tokio::spawn(storage::run_writer(
+        store.clone(),
+        sip_core.clone(),
+        stop_writer.clone(),
+    ));
 
     let mut tasks = JoinSet::new();
     let mut udp_workers = transport::udp::UdpWorkers::default();
@@ -169,13 +167,11 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             }
         }
     };
-    // Stop listening, then let the writer store what is pending: dropping
-    // the core drops the last sender of the writer's channel.
+    // Stop listening, then let the writer store what is pending.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     let _ = tokio::task::spawn_blocking(move || udp_workers.stop()).await;
-    drop(sip_core);
-    drop(outbound);
+    stop_writer.notify_one();
     if tokio::time::timeout(Duration::from_secs(5), writer)
         .await
         .is_err()

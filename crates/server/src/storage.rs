@@ -16,7 +16,6 @@ use store::{
     AuditEvent, AuditOutcome, MasterKey, NewAuditEntry, NewBinding, NewExtension,
     NewRegistrationEvent, RegistrationEventKind, Store,
 };
-use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, StorageConfig};
@@ -429,25 +428,28 @@ const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// How often binding refreshes are written.
 const LAZY_FLUSH_EVERY: Duration = Duration::from_secs(30);
 
-/// Writes what the core reports until the channel closes, then flushes the
-/// rest.
-pub async fn run_writer(store: Store, mut rx: mpsc::UnboundedReceiver<Persist>) {
+/// Collects what the core reports every [`FLUSH_EVERY`] and writes it, until
+/// `stop` fires; then writes everything still pending.
+pub async fn run_writer(store: Store, core: Arc<SharedCore>, stop: Arc<tokio::sync::Notify>) {
     let mut batch = Batch::default();
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     let mut lazy = tokio::time::interval(LAZY_FLUSH_EVERY);
     loop {
         tokio::select! {
-            p = rx.recv() => match p {
-                Some(p) => batch.add(p),
-                None => break,
-            },
             _ = tick.tick() => {
+                for p in core.take_persist() {
+                    batch.add(p);
+                }
                 if !batch.is_empty() {
                     batch.flush(&store).await;
                 }
             }
             _ = lazy.tick() => batch.take_refreshes(),
+            _ = stop.notified() => break,
         }
+    }
+    for p in core.take_persist() {
+        batch.add(p);
     }
     batch.take_refreshes();
     batch.flush(&store).await;

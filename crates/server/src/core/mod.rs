@@ -25,7 +25,7 @@ use sip::header::HeaderName;
 use sip::transaction::{Event, Remote, TransactionKey, TransactionLayer};
 use sip::validate::{Capabilities, check_register, check_request, check_response};
 use sip::{Headers, Message, Method, Request, Response, StatusCode};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use crate::config::{BlockedResponse, Config, DigestAlgorithm};
@@ -86,11 +86,13 @@ pub struct Core {
     registrar: Registrar,
     directory: Directory,
     caps: Capabilities,
-    user_agent: String,
+    user_agent: bytes::Bytes,
     max_message_size: usize,
     silent_block: bool,
     out: Outbound,
-    persist: Option<mpsc::UnboundedSender<Persist>>,
+    /// Changes waiting for the database writer, which collects them on its
+    /// own schedule (no wake-up per change); `None` when nothing persists.
+    persist: Option<Vec<Persist>>,
     /// The deadline the timer task sleeps until.
     armed: Option<Instant>,
     /// Final answers to recent REGISTERs, for their retransmissions.
@@ -110,7 +112,7 @@ impl Core {
         cfg: &Config,
         directory: Directory,
         out: Outbound,
-        persist: Option<mpsc::UnboundedSender<Persist>>,
+        persist: bool,
         now: Instant,
     ) -> Core {
         let t = &cfg.sip.timers;
@@ -161,11 +163,11 @@ impl Core {
             registrar,
             directory,
             caps: Capabilities::default(),
-            user_agent: cfg.sip.user_agent.clone(),
+            user_agent: bytes::Bytes::from(cfg.sip.user_agent.clone()),
             max_message_size: cfg.sip.max_message_size,
             silent_block: sec.blocked_response == BlockedResponse::Silent,
             out,
-            persist,
+            persist: persist.then(Vec::new),
             armed: None,
             recent: recent::RecentReplies::new(32_768),
         }
@@ -421,10 +423,18 @@ impl Core {
         self.out.send(dest, &Message::Response(resp).to_bytes());
     }
 
-    fn persist(&self, p: Persist) {
-        if let Some(tx) = &self.persist {
-            let _ = tx.send(p);
+    fn persist(&mut self, p: Persist) {
+        if let Some(pending) = &mut self.persist {
+            pending.push(p);
         }
+    }
+
+    /// Hands the pending changes to the database writer.
+    pub fn take_persist(&mut self) -> Vec<Persist> {
+        self.persist
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 }
 
@@ -472,6 +482,11 @@ impl SharedCore {
     /// Applies a control message.
     pub fn control(&self, c: Control) {
         self.lock().control(c);
+    }
+
+    /// Takes the changes waiting for the database writer.
+    pub fn take_persist(&self) -> Vec<Persist> {
+        self.lock().take_persist()
     }
 
     /// Runs the core's timers forever. Deadlines are served on a
