@@ -19,10 +19,11 @@ cargo build --release --manifest-path "$root/Cargo.toml" -p pbx-server
 bin=${CARGO_TARGET_DIR:-$root/target}/release/pbx
 
 # The kit's users: 100000-109999, password pw<user>, realm 127.0.0.1.
-python3 - "$work/bench.toml" <<'PY'
+rm -rf "$work/data"
+python3 - "$work/bench.toml" "$work/data" <<'PY'
 import sys
 lines = ['[sip]', 'listen = ["127.0.0.1:5060"]', 'transports = ["udp", "tcp"]', 'realm = "127.0.0.1"',
-         '[log]', 'level = "info"']
+         '[log]', 'level = "info"', '[storage]', f'data_dir = "{sys.argv[2]}"']
 for u in range(100000, 110000):
     lines += ['[[extensions]]', f'number = "{u}"', f'password = "pw{u}"']
 open(sys.argv[1], 'w').write("\n".join(lines) + "\n")
