@@ -109,9 +109,13 @@ fn serve(socket: &UdpSocket, core: &SharedCore, max_size: usize, stop: &AtomicBo
         if data.iter().all(|&b| b == b'\r' || b == b'\n') {
             continue; // keep-alive
         }
-        core.handle(Inbound {
+        let msg = Inbound {
             data: Bytes::copy_from_slice(data),
             source: Remote::new(Transport::Udp, peer),
-        });
+        };
+        // A bug must cost one message, not this socket's receive thread.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.handle(msg))).is_err() {
+            tracing::error!(%peer, "internal error while handling a UDP message; message dropped");
+        }
     }
 }
