@@ -126,8 +126,14 @@ pub fn notify_server(cfg: &StorageConfig) {
 /// configured passwords.
 pub async fn open(cfg: &Config) -> anyhow::Result<Store> {
     let dir = data_dir(&cfg.storage);
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+        // Only the server's user needs the database and the key.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting data directory {}", dir.display()))?;
+    }
     let key = master_key(&cfg.storage, &dir)?;
     let url = cfg
         .storage
