@@ -34,12 +34,18 @@ for target in "${TARGETS[@]}"; do
     mkdir -p "$corpus"
     cp "$HERE"/seeds/* "$corpus"/
     echo "== $target: ${SECONDS_PER_TARGET}s"
-    if ! cargo +nightly fuzz run "$target" "$corpus" -- \
+    # libFuzzer reports every new input; keep its full output in a file
+    # and show the end (final stats, or the crash report).
+    log="$WORK/$target.log"
+    if cargo +nightly fuzz run "$target" "$corpus" -- \
         -max_total_time="$SECONDS_PER_TARGET" \
         -rss_limit_mb=2048 \
         -max_len=65536 \
         -timeout=10 \
-        -print_final_stats=1; then
+        -print_final_stats=1 >"$log" 2>&1; then
+        grep -E "^(stat::|Done)" "$log" || tail -n 5 "$log"
+    else
+        tail -n 60 "$log" >&2
         echo "== $target: FAILED (see $HERE/artifacts/$target/)" >&2
         status=1
     fi
