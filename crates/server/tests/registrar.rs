@@ -268,3 +268,38 @@ fn bindings_survive_restart_and_cli_changes_apply_live() {
         "{audit}"
     );
 }
+
+#[test]
+fn sha256_digest_when_configured() {
+    let extra = extensions(7000, 7000);
+    // Offer SHA-256 first and MD5 second (RFC 8760): a client may use either.
+    let pbx = Pbx::start(
+        &format!("{extra}[security]\ndigest_algorithms = [\"SHA-256\", \"MD5\"]\n"),
+        false,
+    );
+    let mut phone = Phone::new("127.0.0.1", "7000", "127.0.0.1");
+    assert_eq!(
+        phone.register_with(
+            sip::auth::Algorithm::Sha256,
+            "pw7000secret",
+            300,
+            pbx.addr()
+        ),
+        Some(200)
+    );
+    let mut old = Phone::new("127.0.0.2", "7000", "127.0.0.1");
+    assert_eq!(
+        old.register_with(sip::auth::Algorithm::Md5, "pw7000secret", 300, pbx.addr()),
+        Some(200)
+    );
+    let mut wrong = Phone::new("127.0.0.3", "7000", "127.0.0.1");
+    assert_eq!(
+        wrong.register_with(
+            sip::auth::Algorithm::Sha256,
+            "not-the-password",
+            300,
+            pbx.addr()
+        ),
+        Some(401)
+    );
+}

@@ -243,6 +243,17 @@ impl Phone {
     /// REGISTER with digest authentication using `password`; returns the
     /// final status (None: no answer at all).
     pub fn register(&mut self, password: &str, expires: u32, target: SocketAddr) -> Option<u16> {
+        self.register_with(sip::auth::Algorithm::Md5, password, expires, target)
+    }
+
+    /// Like [`Phone::register`], answering the challenge for `alg`.
+    pub fn register_with(
+        &mut self,
+        alg: sip::auth::Algorithm,
+        password: &str,
+        expires: u32,
+        target: SocketAddr,
+    ) -> Option<u16> {
         let first = self.register_text(expires, None);
         let resp = self.exchange(&first, target)?;
         let status = status_of(resp.as_bytes())?;
@@ -251,7 +262,10 @@ impl Phone {
         }
         let challenge = resp
             .lines()
-            .find(|l| l.starts_with("WWW-Authenticate:") && l.contains("algorithm=MD5"))?
+            .find(|l| {
+                l.starts_with("WWW-Authenticate:")
+                    && l.contains(&format!("algorithm={},", alg.as_str()))
+            })?
             .to_string();
         let field = |name: &str| -> String {
             challenge
@@ -273,12 +287,12 @@ impl Phone {
             cnonce: Some("abcdef".into()),
             ..Default::default()
         };
-        let alg = sip::auth::Algorithm::Md5;
         let ha1 = sip::auth::ha1(alg, &self.user, &realm, password);
         let response = sip::auth::response(alg, &ha1, &creds, "REGISTER");
         let auth = format!(
-            "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"abcdef\"",
-            self.user
+            "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"abcdef\"",
+            self.user,
+            alg.as_str()
         );
         let second = self.register_text(expires, Some(&auth));
         let resp = self.exchange(&second, target)?;
