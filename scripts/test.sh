@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
-APT_PACKAGES=(sip-tester baresip-core pkg-config libopus-dev)
+APT_PACKAGES=(sip-tester baresip-core pkg-config libopus-dev libbcg729-dev)
 
 need_install=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -42,6 +42,10 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+# G.729 links the GPL-3 bcg729, so it is an off-by-default feature: test it
+# on its own (the test binary is not distributed).
+echo "== cargo test -p media --features g729"
+cargo test -p media --features g729
 
 if [ "$FUZZ_SECONDS" -gt 0 ] && [ -x fuzz/run.sh ]; then
     echo "== fuzzing ${FUZZ_SECONDS}s per target"

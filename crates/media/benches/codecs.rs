@@ -121,5 +121,60 @@ fn mixer(c: &mut Criterion) {
     }
 }
 
+/// G.729 (feature `g729`, GPL-3 bcg729): codec and G.729<->PCMU under one
+/// lower-case prefix, so `cargo bench ... -- g729` selects exactly these.
+#[cfg(feature = "g729")]
+fn g729(c: &mut Criterion) {
+    let kind = CodecKind::G729;
+    let pcm = speechish(8000, 160);
+    let mut codec = kind.create().unwrap();
+    let mut out = Vec::with_capacity(64);
+    c.bench_function("g729/encode_20ms", |b| {
+        b.iter(|| {
+            out.clear();
+            codec.encode(black_box(&pcm), &mut out).unwrap();
+        })
+    });
+    let mut payload = Vec::new();
+    codec.encode(&pcm, &mut payload).unwrap();
+    let mut dec = Vec::with_capacity(160);
+    c.bench_function("g729/decode_20ms", |b| {
+        b.iter(|| {
+            dec.clear();
+            codec.decode(black_box(&payload), &mut dec);
+        })
+    });
+    c.bench_function("g729/conceal_20ms", |b| {
+        b.iter(|| {
+            dec.clear();
+            codec.conceal(black_box(160), &mut dec);
+        })
+    });
+    let mut ulaw = Vec::new();
+    CodecKind::Pcmu
+        .create()
+        .unwrap()
+        .encode(&pcm, &mut ulaw)
+        .unwrap();
+    for (from, to, input) in [
+        (CodecKind::Pcmu, kind, &ulaw),
+        (kind, CodecKind::Pcmu, &payload),
+    ] {
+        let mut t = Transcoder::new(from, to).unwrap();
+        c.bench_function(
+            &format!("g729/transcode_20ms/{}->{}", from.name(), to.name()),
+            |b| {
+                b.iter(|| {
+                    out.clear();
+                    t.transcode(black_box(input), &mut out).unwrap();
+                })
+            },
+        );
+    }
+}
+
+#[cfg(feature = "g729")]
+criterion_group!(benches, codecs, transcoding, resampling, dtmf, mixer, g729);
+#[cfg(not(feature = "g729"))]
 criterion_group!(benches, codecs, transcoding, resampling, dtmf, mixer);
 criterion_main!(benches);

@@ -6,6 +6,9 @@
 //!   16 kHz audio with an 8 kHz RTP clock (RFC 3551 section 4.5.2).
 //! - `opus` (cargo feature `opus`): Opus (RFC 6716) through libopus, RTP
 //!   payload format of RFC 7587 (48 kHz clock, dynamic payload type).
+//! - `g729` (cargo feature `g729`, **off by default**): G.729 Annex A
+//!   (payload type 18) through the system bcg729 library. bcg729 is GPL-3:
+//!   a binary built with this feature must be distributed under the GPL-3.
 //!
 //! Codecs work on whole frames: encode takes 16-bit linear PCM at
 //! [`Codec::sample_rate`], decode returns the same. Neither ever panics on
@@ -13,12 +16,16 @@
 
 pub mod g711;
 pub mod g722;
+#[cfg(feature = "g729")]
+pub mod g729;
 #[cfg(feature = "opus")]
 pub mod opus;
 mod plc;
 
 pub use g711::{Pcma, Pcmu};
 pub use g722::G722;
+#[cfg(feature = "g729")]
+pub use g729::G729;
 #[cfg(feature = "opus")]
 pub use opus::Opus;
 pub use plc::PitchPlc;
@@ -34,6 +41,15 @@ pub enum CodecError {
         /// Number of samples supplied.
         len: usize,
         /// Required multiple.
+        multiple: usize,
+    },
+    /// An encoded payload has a length the codec cannot parse (G.729:
+    /// whole 10-byte frames plus an optional 2-byte SID frame).
+    #[error("invalid payload length {len}: must be a multiple of {multiple}")]
+    BadPayloadLength {
+        /// Number of bytes supplied.
+        len: usize,
+        /// Frame size in bytes.
         multiple: usize,
     },
     /// The codec name is not known to [`CodecKind::from_name`].
@@ -56,20 +72,22 @@ pub enum CodecKind {
     /// Opus, mono, 48 kHz (feature `opus`).
     #[cfg(feature = "opus")]
     Opus,
+    /// G.729 Annex A, 8 kbit/s (feature `g729`; links GPL-3 bcg729).
+    #[cfg(feature = "g729")]
+    G729,
 }
 
 impl CodecKind {
     /// All implemented codecs.
-    #[cfg(feature = "opus")]
     pub const ALL: &'static [CodecKind] = &[
         CodecKind::Pcmu,
         CodecKind::Pcma,
         CodecKind::G722,
+        #[cfg(feature = "opus")]
         CodecKind::Opus,
+        #[cfg(feature = "g729")]
+        CodecKind::G729,
     ];
-    /// All implemented codecs.
-    #[cfg(not(feature = "opus"))]
-    pub const ALL: &'static [CodecKind] = &[CodecKind::Pcmu, CodecKind::Pcma, CodecKind::G722];
 
     /// Encoding name as written in an SDP `a=rtpmap` line.
     pub fn name(self) -> &'static str {
@@ -79,6 +97,8 @@ impl CodecKind {
             CodecKind::G722 => "G722",
             #[cfg(feature = "opus")]
             CodecKind::Opus => "opus",
+            #[cfg(feature = "g729")]
+            CodecKind::G729 => "G729",
         }
     }
 
@@ -91,7 +111,7 @@ impl CodecKind {
             .ok_or_else(|| CodecError::Unknown(name.to_owned()))
     }
 
-    /// Default RTP payload type: static for G.711 and G.722 (RFC 3551
+    /// Default RTP payload type: static for G.711, G.722 and G.729 (RFC 3551
     /// table 4), the conventional dynamic 111 for Opus.
     pub fn payload_type(self) -> u8 {
         match self {
@@ -100,6 +120,8 @@ impl CodecKind {
             CodecKind::G722 => 9,
             #[cfg(feature = "opus")]
             CodecKind::Opus => 111,
+            #[cfg(feature = "g729")]
+            CodecKind::G729 => 18,
         }
     }
 
@@ -130,6 +152,9 @@ impl CodecKind {
             // 20 ms at 48 kHz; the encoder also takes 2.5, 5 and 10 ms.
             #[cfg(feature = "opus")]
             CodecKind::Opus => 960,
+            // 10 ms frames; a 20 ms packet is two of them.
+            #[cfg(feature = "g729")]
+            CodecKind::G729 => 80,
         }
     }
 
@@ -140,6 +165,8 @@ impl CodecKind {
             CodecKind::G722 => 16000,
             #[cfg(feature = "opus")]
             CodecKind::Opus => 48000,
+            #[cfg(feature = "g729")]
+            CodecKind::G729 => 8000,
         }
     }
 
@@ -160,6 +187,8 @@ impl CodecKind {
             CodecKind::G722 => Box::new(G722::new()),
             #[cfg(feature = "opus")]
             CodecKind::Opus => Box::new(Opus::new()?),
+            #[cfg(feature = "g729")]
+            CodecKind::G729 => Box::new(G729::new()?),
         })
     }
 }
@@ -211,6 +240,7 @@ mod tests {
         assert_eq!(CodecKind::Pcma.rtpmap(), "PCMA/8000");
         assert_eq!(CodecKind::G722.rtpmap(), "G722/8000");
         assert_eq!(CodecKind::from_name("g722").unwrap(), CodecKind::G722);
+        #[cfg(not(feature = "g729"))]
         assert!(CodecKind::from_name("G729").is_err());
         for &k in CodecKind::ALL {
             let c = k.create().unwrap();
