@@ -8,7 +8,10 @@
 //!   (RFC 3261 §10, RFC 5626 outbound basics, RFC 3327 Path).
 //! - [`guard`]: brute-force protection: failure counting per source and
 //!   per username, temporary blocks, trusted networks.
+//! - [`dialplan`]: ordered rules from dialed number to routing decision,
+//!   with permission classes and number rewriting.
 
+pub mod dialplan;
 pub mod guard;
 pub mod registrar;
 
