@@ -15,6 +15,8 @@
 //! - [`jitter`]: adaptive jitter buffer.
 //! - [`wav`]: WAV prompt reader and crash-safe recording writer.
 //! - [`mixer`]: mix-minus conference mixer.
+//! - [`rtp`]: RTP/RTCP packets, receive statistics and the relay state of
+//!   one call leg (RFC 3550, RFC 5761).
 //! - [`prompts`]: built-in voice prompts (`prompts/` at the repository root),
 //!   sequencing, numbers and frame-by-frame playback.
 
@@ -26,6 +28,7 @@ pub mod jitter;
 pub mod mixer;
 pub mod prompts;
 pub mod resample;
+pub mod rtp;
 pub mod tone;
 pub mod transcode;
 pub mod wav;

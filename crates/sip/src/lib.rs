@@ -15,6 +15,7 @@
 //! - [`validate`]: the request checks a UAS/proxy makes before acting, each
 //!   mapped to one status code in one place.
 //! - [`transaction`]: client and server transactions (§17, RFC 6026).
+//! - [`sdp`]: SDP model, parser, serializer and offer/answer (RFC 8866, RFC 3264).
 
 pub mod auth;
 pub mod build;
@@ -22,6 +23,7 @@ pub mod framing;
 pub mod header;
 pub mod message;
 pub mod scan;
+pub mod sdp;
 pub mod transaction;
 pub mod uri;
 pub mod validate;
