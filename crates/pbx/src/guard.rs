@@ -168,6 +168,9 @@ pub struct Guard {
     by_user: HashMap<String, VecDeque<UnixMs>>,
     blocked: HashMap<IpAddr, UnixMs>,
     events: VecDeque<AuditEvent>,
+    /// When old failure counts are next forgotten (while any are kept), so
+    /// a flood from many addresses does not stay in memory.
+    next_prune: Option<UnixMs>,
 }
 
 fn count_recent(q: &mut VecDeque<UnixMs>, now: UnixMs, window: u64) -> u32 {
@@ -224,6 +227,7 @@ impl Guard {
         now: UnixMs,
     ) -> bool {
         let window = self.cfg.window_ms;
+        self.next_prune.get_or_insert(now + window);
         let sq = self.by_source.entry(source).or_default();
         sq.push_back(now);
         let source_failures = count_recent(sq, now, window);
@@ -288,7 +292,11 @@ impl Guard {
 
     /// The next moment something expires (a block, or old counts).
     pub fn poll_timeout(&self) -> Option<UnixMs> {
-        self.blocked.values().min().copied()
+        let block = self.blocked.values().min().copied();
+        match (block, self.next_prune) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Expires blocks and forgets old failures.
@@ -307,10 +315,19 @@ impl Guard {
                 how: "expired",
             });
         }
-        let window = self.cfg.window_ms;
-        self.by_source
-            .retain(|_, q| count_recent(q, now, window) > 0);
-        self.by_user.retain(|_, q| count_recent(q, now, window) > 0);
+        if self.next_prune.is_some_and(|t| now >= t) {
+            let window = self.cfg.window_ms;
+            self.by_source
+                .retain(|_, q| count_recent(q, now, window) > 0);
+            self.by_user.retain(|_, q| count_recent(q, now, window) > 0);
+            let keep = !self.by_source.is_empty() || !self.by_user.is_empty();
+            self.next_prune = keep.then_some(now + window);
+        }
+    }
+
+    /// How many sources and usernames have failures counted.
+    pub fn tracked(&self) -> (usize, usize) {
+        (self.by_source.len(), self.by_user.len())
     }
 
     /// The next audit event to write.
@@ -346,7 +363,12 @@ mod tests {
         assert!(
             matches!(events[5], AuditEvent::Lockout { source_failures: 5, until, .. } if until == 4000 + 15 * MIN)
         );
-        // The block ends after 15 minutes.
+        // The block ends after 15 minutes; deadlines before it only forget
+        // old counts.
+        while let Some(t) = g.poll_timeout().filter(|t| *t < 4000 + 15 * MIN) {
+            g.handle_timeout(t);
+            assert_eq!(g.check(attacker, t), Access::Forbidden);
+        }
         assert_eq!(g.poll_timeout(), Some(4000 + 15 * MIN));
         g.handle_timeout(4000 + 15 * MIN);
         assert_eq!(g.check(attacker, 4000 + 15 * MIN), Access::Allowed);
@@ -354,6 +376,22 @@ mod tests {
             g.poll_event(),
             Some(AuditEvent::Unlock { how: "expired", .. })
         ));
+    }
+
+    #[test]
+    fn old_failures_are_forgotten_on_time() {
+        let mut g = Guard::new(GuardConfig::default());
+        for i in 0..1000u32 {
+            let ip = IpAddr::from([198, 18, (i >> 8) as u8, i as u8]);
+            g.record_failure(ip, &format!("user{i}"), "x", 0);
+        }
+        assert_eq!(g.tracked(), (1000, 1000));
+        assert_eq!(g.poll_timeout(), Some(5 * MIN));
+        g.handle_timeout(5 * MIN - 1);
+        assert_eq!(g.tracked(), (1000, 1000));
+        g.handle_timeout(5 * MIN);
+        assert_eq!(g.tracked(), (0, 0));
+        assert_eq!(g.poll_timeout(), None);
     }
 
     #[test]
