@@ -10,10 +10,13 @@
 //!   per username, temporary blocks, trusted networks.
 //! - [`dialplan`]: ordered rules from dialed number to routing decision,
 //!   with permission classes and number rewriting.
+//! - [`trunk`]: outbound registration of SIP trunks with digest
+//!   authentication (RFC 3261 §10.2, RFC 7616).
 
 pub mod dialplan;
 pub mod guard;
 pub mod registrar;
+pub mod trunk;
 
 /// Milliseconds since the Unix epoch: the time input of the cores that
 /// persist state (bindings must survive a restart, so they carry wall time).
