@@ -12,10 +12,12 @@
 //!   with permission classes and number rewriting.
 //! - [`trunk`]: outbound registration of SIP trunks with digest
 //!   authentication (RFC 3261 §10.2, RFC 7616).
+//! - [`session_timer`]: session timers for one dialog leg (RFC 4028).
 
 pub mod dialplan;
 pub mod guard;
 pub mod registrar;
+pub mod session_timer;
 pub mod trunk;
 
 /// Milliseconds since the Unix epoch: the time input of the cores that
