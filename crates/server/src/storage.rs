@@ -174,26 +174,6 @@ pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
     Ok(d)
 }
 
-fn transport_of(s: &str) -> Transport {
-    match s {
-        "TCP" => Transport::Tcp,
-        "TLS" => Transport::Tls,
-        "WS" => Transport::Ws,
-        "WSS" => Transport::Wss,
-        _ => Transport::Udp,
-    }
-}
-
-fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "UDP",
-        Transport::Tcp => "TCP",
-        Transport::Tls => "TLS",
-        Transport::Ws => "WS",
-        Transport::Wss => "WSS",
-    }
-}
-
 /// Persisted bindings that are still valid, in the registrar's form.
 pub async fn load_bindings(store: &Store) -> anyhow::Result<Vec<Binding>> {
     let now = unix_ms();
@@ -224,7 +204,7 @@ pub async fn load_bindings(store: &Store) -> anyhow::Result<Vec<Binding>> {
             call_id: b.call_id,
             cseq: b.cseq,
             source: b.source,
-            transport: transport_of(&b.transport),
+            transport: Transport::from_token(&b.transport).unwrap_or(Transport::Udp),
             user_agent: b.user_agent,
             instance_id: b.instance_id,
             reg_id: b.reg_id,
@@ -245,7 +225,7 @@ fn new_binding(b: &Binding) -> NewBinding {
         call_id: b.call_id.clone(),
         cseq: b.cseq,
         source: b.source,
-        transport: transport_name(b.transport).to_string(),
+        transport: b.transport.as_str().to_string(),
         user_agent: b.user_agent.clone(),
         instance_id: b.instance_id.clone(),
         reg_id: b.reg_id,

@@ -32,7 +32,8 @@ impl Algorithm {
         }
     }
 
-    fn parse(s: &str) -> Option<Algorithm> {
+    /// Reads an `algorithm` token (`MD5`, `SHA-256`, any case).
+    pub fn parse(s: &str) -> Option<Algorithm> {
         if s.eq_ignore_ascii_case("MD5") {
             Some(Algorithm::Md5)
         } else if s.eq_ignore_ascii_case("SHA-256") {
@@ -138,44 +139,73 @@ pub enum CredentialsError {
     Missing,
 }
 
+/// Why a `Digest` parameter list could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestParamsError {
+    /// Not the Digest scheme.
+    NotDigest,
+    /// The list does not follow the auth-param grammar.
+    Malformed,
+}
+
+/// Reads `Digest k=v, k="v", ...` (credentials and challenges share the
+/// grammar, RFC 7616 §3.3-3.4) into `(lower-case name, unquoted value)`
+/// pairs, in order.
+pub fn parse_digest_params(value: &[u8]) -> Result<Vec<(String, String)>, DigestParamsError> {
+    let v = scan::trim(value);
+    if v.len() < 7 || !v[..6].eq_ignore_ascii_case(b"Digest") || !scan::is_ws(v[6]) {
+        return Err(DigestParamsError::NotDigest);
+    }
+    let mut params = Vec::new();
+    let mut i = 7;
+    loop {
+        i = scan::skip_ws(v, i);
+        if i >= v.len() {
+            break;
+        }
+        let ns = i;
+        while i < v.len() && scan::is_token_char(v[i]) {
+            i += 1;
+        }
+        let name = &v[ns..i];
+        i = scan::skip_ws(v, i);
+        if name.is_empty() || v.get(i) != Some(&b'=') {
+            return Err(DigestParamsError::Malformed);
+        }
+        i = scan::skip_ws(v, i + 1);
+        let value = if v.get(i) == Some(&b'"') {
+            let end = scan::quoted_end(v, i).ok_or(DigestParamsError::Malformed)?;
+            let s = scan::unquote(&v[i..end]);
+            i = end;
+            s
+        } else {
+            let vs = i;
+            while i < v.len() && v[i] != b',' && !scan::is_ws(v[i]) {
+                i += 1;
+            }
+            v[vs..i].to_vec()
+        };
+        let value = String::from_utf8(value).map_err(|_| DigestParamsError::Malformed)?;
+        params.push((String::from_utf8_lossy(name).to_ascii_lowercase(), value));
+        i = scan::skip_ws(v, i);
+        match v.get(i) {
+            Some(b',') => i += 1,
+            None => break,
+            Some(_) => return Err(DigestParamsError::Malformed),
+        }
+    }
+    Ok(params)
+}
+
 impl Credentials {
     /// Parses `Digest k=v, k="v", ...`.
     pub fn parse(value: &[u8]) -> Result<Credentials, CredentialsError> {
-        let v = scan::trim(value);
-        if v.len() < 7 || !v[..6].eq_ignore_ascii_case(b"Digest") || !scan::is_ws(v[6]) {
-            return Err(CredentialsError::NotDigest);
-        }
+        let params = parse_digest_params(value).map_err(|e| match e {
+            DigestParamsError::NotDigest => CredentialsError::NotDigest,
+            DigestParamsError::Malformed => CredentialsError::Malformed,
+        })?;
         let mut c = Credentials::default();
-        let mut i = 7;
-        loop {
-            i = scan::skip_ws(v, i);
-            if i >= v.len() {
-                break;
-            }
-            let ns = i;
-            while i < v.len() && scan::is_token_char(v[i]) {
-                i += 1;
-            }
-            let name = &v[ns..i];
-            i = scan::skip_ws(v, i);
-            if name.is_empty() || v.get(i) != Some(&b'=') {
-                return Err(CredentialsError::Malformed);
-            }
-            i = scan::skip_ws(v, i + 1);
-            let value = if v.get(i) == Some(&b'"') {
-                let end = scan::quoted_end(v, i).ok_or(CredentialsError::Malformed)?;
-                let s = scan::unquote(&v[i..end]);
-                i = end;
-                s
-            } else {
-                let vs = i;
-                while i < v.len() && v[i] != b',' && !scan::is_ws(v[i]) {
-                    i += 1;
-                }
-                v[vs..i].to_vec()
-            };
-            let value = String::from_utf8(value).map_err(|_| CredentialsError::Malformed)?;
-            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        for (name, value) in params {
             match name.as_str() {
                 "username" => c.username = value,
                 "realm" => c.realm = value,
@@ -188,12 +218,6 @@ impl Credentials {
                 "qop" => c.qop = Some(value),
                 "opaque" => c.opaque = Some(value),
                 _ => {}
-            }
-            i = scan::skip_ws(v, i);
-            match v.get(i) {
-                Some(b',') => i += 1,
-                None => break,
-                Some(_) => return Err(CredentialsError::Malformed),
             }
         }
         if c.username.is_empty() || c.nonce.is_empty() || c.uri.is_empty() || c.response.is_empty()

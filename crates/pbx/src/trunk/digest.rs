@@ -4,7 +4,6 @@
 //! incrementing nonce count.
 
 use sip::auth::{self, Algorithm, Credentials};
-use sip::scan;
 
 /// One parsed `Digest` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,67 +26,22 @@ impl Challenge {
     /// Parses `Digest k=v, k="v", ...`. `None` for other schemes, an
     /// unsupported algorithm, a `qop` without `auth`, or bad syntax.
     pub fn parse(value: &[u8]) -> Option<Challenge> {
-        let v = scan::trim(value);
-        if v.len() < 7 || !v[..6].eq_ignore_ascii_case(b"Digest") || !scan::is_ws(v[6]) {
-            return None;
-        }
+        let params = auth::parse_digest_params(value).ok()?;
         let mut realm = None;
         let mut nonce = None;
         let mut opaque = None;
         let mut algorithm = Algorithm::Md5;
         let mut qop = None;
         let mut stale = false;
-        let mut i = 7;
-        loop {
-            i = scan::skip_ws(v, i);
-            if i >= v.len() {
-                break;
-            }
-            let ns = i;
-            while i < v.len() && scan::is_token_char(v[i]) {
-                i += 1;
-            }
-            let name = String::from_utf8_lossy(&v[ns..i]).to_ascii_lowercase();
-            i = scan::skip_ws(v, i);
-            if name.is_empty() || v.get(i) != Some(&b'=') {
-                return None;
-            }
-            i = scan::skip_ws(v, i + 1);
-            let raw = if v.get(i) == Some(&b'"') {
-                let end = scan::quoted_end(v, i)?;
-                let s = scan::unquote(&v[i..end]);
-                i = end;
-                s
-            } else {
-                let vs = i;
-                while i < v.len() && v[i] != b',' && !scan::is_ws(v[i]) {
-                    i += 1;
-                }
-                v[vs..i].to_vec()
-            };
-            let value = String::from_utf8(raw).ok()?;
+        for (name, value) in params {
             match name.as_str() {
                 "realm" => realm = Some(value),
                 "nonce" => nonce = Some(value),
                 "opaque" => opaque = Some(value),
-                "algorithm" => {
-                    algorithm = if value.eq_ignore_ascii_case("MD5") {
-                        Algorithm::Md5
-                    } else if value.eq_ignore_ascii_case("SHA-256") {
-                        Algorithm::Sha256
-                    } else {
-                        return None;
-                    }
-                }
+                "algorithm" => algorithm = Algorithm::parse(&value)?,
                 "qop" => qop = Some(value),
                 "stale" => stale = value.eq_ignore_ascii_case("true"),
                 _ => {}
-            }
-            i = scan::skip_ws(v, i);
-            match v.get(i) {
-                Some(b',') => i += 1,
-                None => break,
-                Some(_) => return None,
             }
         }
         let qop_auth = match &qop {

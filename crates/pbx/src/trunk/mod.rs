@@ -478,7 +478,7 @@ impl TrunkRegistration {
             HeaderName::Via,
             format!(
                 "SIP/2.0/{} {};branch=z9hG4bK{branch:016x};rport",
-                via_token(c.transport),
+                c.transport.as_str(),
                 c.sent_by
             ),
         );
@@ -529,14 +529,4 @@ impl TrunkRegistration {
 
 fn parse_secs(s: &str) -> Option<u32> {
     sip::scan::parse_u32(sip::scan::trim(s.as_bytes()))
-}
-
-fn via_token(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "UDP",
-        Transport::Tcp => "TCP",
-        Transport::Tls => "TLS",
-        Transport::Ws => "WS",
-        Transport::Wss => "WSS",
-    }
 }

@@ -94,6 +94,31 @@ impl Transport {
     pub fn is_reliable(self) -> bool {
         !matches!(self, Transport::Udp)
     }
+
+    /// The token used in Via headers and stored bindings (`UDP`, `TCP`,
+    /// `TLS`, `WS`, `WSS`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
+        }
+    }
+
+    /// Reads a transport token, case-insensitively.
+    pub fn from_token(token: &str) -> Option<Transport> {
+        [
+            Transport::Udp,
+            Transport::Tcp,
+            Transport::Tls,
+            Transport::Ws,
+            Transport::Wss,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(token))
+    }
 }
 
 /// A peer: where a message came from or goes to.
