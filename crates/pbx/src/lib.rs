@@ -12,8 +12,11 @@
 //!   with permission classes and number rewriting.
 //! - [`trunk`]: outbound registration of SIP trunks with digest
 //!   authentication (RFC 3261 §10.2, RFC 7616).
+//! - [`call`]: the back-to-back user agent of one call: forking, CANCEL,
+//!   BYE, re-INVITE forwarding, media anchoring by SDP rewriting.
 //! - [`session_timer`]: session timers for one dialog leg (RFC 4028).
 
+pub mod call;
 pub mod dialplan;
 pub mod guard;
 pub mod registrar;

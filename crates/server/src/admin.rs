@@ -138,6 +138,59 @@ pub enum RegistrationCommand {
     },
 }
 
+/// `pbx cdr …`
+#[derive(Debug, Subcommand)]
+pub enum CdrCommand {
+    /// Call detail records, newest first (one line per leg).
+    List {
+        /// Only calls from or to this extension number.
+        #[arg(long)]
+        extension: Option<String>,
+        /// How many legs.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+/// Runs `pbx cdr …`.
+pub async fn cdr(cfg: &Config, cmd: CdrCommand) -> anyhow::Result<()> {
+    let store = storage::open(cfg).await?;
+    let mut out = std::io::stdout().lock();
+    let CdrCommand::List { extension, limit } = cmd;
+    let rows = match &extension {
+        Some(x) => store.call_records().for_extension(x, limit).await?,
+        None => store.call_records().recent(limit).await?,
+    };
+    writeln!(
+        out,
+        "{:<20} {:<8} {:<10} {:<10} {:>9} {:>8} {:<11} {:<6} {:<26} CALL-ID",
+        "START", "LEG", "CALLER", "CALLEE", "DURATION", "BILLSEC", "DISPOSITION", "CODEC", "CAUSE"
+    )?;
+    for r in rows {
+        let cause = r
+            .hangup_cause
+            .map(|c| format!("{} {}", c.code, c.reason))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{:<20} {:<8} {:<10} {:<10} {:>9.1} {:>8.1} {:<11} {:<6} {:<26} {}",
+            time(r.start_at),
+            r.leg_id,
+            r.caller,
+            r.callee,
+            r.duration_ms as f64 / 1000.0,
+            r.billsec_ms as f64 / 1000.0,
+            r.disposition.as_str(),
+            r.codec.as_deref().unwrap_or("-"),
+            cause,
+            r.call_id
+        )?;
+    }
+    drop(out);
+    store.close().await;
+    Ok(())
+}
+
 /// `pbx audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {

@@ -8,6 +8,7 @@ mod admin;
 mod config;
 mod core;
 mod logging;
+mod media;
 mod storage;
 mod transport;
 
@@ -56,6 +57,9 @@ enum Command {
     /// Show the security audit log.
     #[command(subcommand)]
     Audit(admin::AuditCommand),
+    /// Show call detail records.
+    #[command(subcommand)]
+    Cdr(admin::CdrCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -101,6 +105,7 @@ fn main() -> std::process::ExitCode {
             Command::Extension(c) => admin::extension(&cfg, c).await,
             Command::Registration(c) => admin::registration(&cfg, c).await,
             Command::Audit(c) => admin::audit(&cfg, c).await,
+            Command::Cdr(c) => admin::cdr(&cfg, c).await,
             Command::CheckConfig => Ok(()),
         }
     });
@@ -122,7 +127,23 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     info!(extensions = directory.len(), "directory loaded");
 
     let outbound = transport::Outbound::default();
-    let mut sip_core = core::Core::new(&cfg, directory, outbound.clone(), true, Instant::now());
+    let (media_events, media_rx) = tokio::sync::mpsc::unbounded_channel();
+    let media =
+        media::MediaManager::new(&cfg.media, tokio::runtime::Handle::current(), media_events)
+            .context("setting up the RTP relay ([media] in the configuration)")?;
+    info!(
+        ports = %cfg.media.rtp_ports,
+        pairs = media.available_ports(),
+        "RTP relay ready"
+    );
+    let mut sip_core = core::Core::new(
+        &cfg,
+        directory,
+        outbound.clone(),
+        true,
+        Some(media),
+        Instant::now(),
+    );
     let bindings = storage::load_bindings(&store).await?;
     let restored = bindings.len();
     sip_core.registrar_mut().restore(bindings, core::unix_ms());
@@ -139,6 +160,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let mut udp_workers = transport::udp::UdpWorkers::default();
     transport::start(&cfg, &outbound, &sip_core, &mut tasks, &mut udp_workers)?;
     tasks.spawn(sip_core.clone().run_timers());
+    tasks.spawn(sip_core.clone().run_media_events(media_rx));
     tasks.spawn(storage::watch_extensions(
         store.clone(),
         sip_core.clone(),
@@ -167,6 +189,8 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             }
         }
     };
+    let (calls, relays, ports_free) = sip_core.call_summary();
+    info!(calls, relays, ports_free, "calls at shutdown");
     // Stop listening, then let the writer store what is pending.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}

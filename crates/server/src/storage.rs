@@ -13,13 +13,15 @@ use pbx::guard::AuditEvent as GuardEvent;
 use pbx::registrar::{Binding, BindingKey, ChangeKind};
 use sip::transaction::Transport;
 use store::{
-    AuditEvent, AuditOutcome, MasterKey, NewAuditEntry, NewBinding, NewExtension,
-    NewRegistrationEvent, RegistrationEventKind, Store,
+    AuditEvent, AuditOutcome, Disposition, HangupCause, MasterKey, NewAuditEntry, NewBinding,
+    NewCallRecord, NewExtension, NewRegistrationEvent, RegistrationEventKind, Store,
 };
 use tracing::{error, info, warn};
 
 use crate::config::{Config, StorageConfig};
-use crate::core::{Control, Credentials, Directory, Persist, SharedCore, unix_ms};
+use crate::core::{Control, Credentials, Directory, Persist, Profile, SharedCore, unix_ms};
+use pbx::dialplan::CallClass;
+use store::CallPermission;
 
 /// The data directory: `[storage] data_dir`, else `$PBX_DATA_DIR`, else
 /// `/var/lib/pbx` for root, else `$XDG_DATA_HOME/pbx` or
@@ -171,6 +173,21 @@ pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
             },
         );
     }
+    for e in store.extensions().list().await? {
+        if !e.enabled {
+            continue;
+        }
+        d.insert_profile(Profile {
+            number: e.number,
+            username: e.sip_username,
+            display_name: (!e.display_name.is_empty()).then_some(e.display_name),
+            class: match e.permission {
+                CallPermission::Internal => CallClass::Internal,
+                CallPermission::National => CallClass::National,
+                CallPermission::International => CallClass::International,
+            },
+        });
+    }
     Ok(d)
 }
 
@@ -290,6 +307,37 @@ fn audit_entry(ev: GuardEvent) -> NewAuditEntry {
     }
 }
 
+/// The two CDR rows of a call: leg A (caller) and leg B (callee), linked.
+fn call_records(end: &pbx::call::CallEnd) -> Vec<NewCallRecord> {
+    use pbx::call::Disposition as D;
+    let disposition = match end.disposition {
+        D::Answered => Disposition::Answered,
+        D::NoAnswer => Disposition::NoAnswer,
+        D::Busy => Disposition::Busy,
+        D::Failed => Disposition::Failed,
+        D::Cancelled => Disposition::Cancelled,
+    };
+    let leg = |call_id: &str, leg_id: &str, linked: &str| NewCallRecord {
+        call_id: call_id.to_owned(),
+        leg_id: format!("{}-{leg_id}", end.id),
+        linked_id: Some(format!("{}-{linked}", end.id)),
+        caller: end.parties.caller.clone(),
+        callee: end.parties.callee.clone(),
+        trunk: None,
+        start_at: end.start as i64,
+        answer_at: end.answer.map(|a| a as i64),
+        end_at: end.end as i64,
+        disposition,
+        hangup_cause: Some(HangupCause {
+            code: end.cause.0,
+            reason: end.cause.1.clone(),
+        }),
+        codec: end.codec.clone(),
+        quality: None,
+    };
+    vec![leg(&end.a_call_id, "a", "b"), leg(&end.b_call_id, "b", "a")]
+}
+
 /// Pending writes, coalesced: the last state of each binding wins.
 /// New and removed bindings are written within [`FLUSH_EVERY`]; refreshes
 /// of existing ones (a new expiry, mostly) within [`LAZY_FLUSH_EVERY`], so
@@ -303,6 +351,7 @@ struct Batch {
     refreshed: HashMap<(String, BindingKey), Binding>,
     history: Vec<NewRegistrationEvent>,
     audit: Vec<NewAuditEntry>,
+    cdrs: Vec<NewCallRecord>,
 }
 
 impl Batch {
@@ -352,11 +401,15 @@ impl Batch {
                 }
             }
             Persist::Audit(ev) => self.audit.push(audit_entry(ev)),
+            Persist::Cdr(end) => self.cdrs.extend(call_records(&end)),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.bindings.is_empty() && self.history.is_empty() && self.audit.is_empty()
+        self.bindings.is_empty()
+            && self.history.is_empty()
+            && self.audit.is_empty()
+            && self.cdrs.is_empty()
     }
 
     /// Moves the pending refreshes into the next flush.
@@ -394,6 +447,11 @@ impl Batch {
         let history: Vec<_> = self.history.drain(..).collect();
         if let Err(e) = store.registration_history().append_many(&history).await {
             error!(events = history.len(), error = %e, "registration history not written");
+        }
+        for record in self.cdrs.drain(..) {
+            if let Err(e) = store.call_records().insert(&record).await {
+                error!(call_id = %record.call_id, error = %e, "call record not written");
+            }
         }
         let audit: Vec<_> = self.audit.drain(..).collect();
         if let Err(e) = store.audit().append_many(&audit).await {

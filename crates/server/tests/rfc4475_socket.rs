@@ -1,8 +1,9 @@
 //! RFC 4475 torture messages sent to the running server over UDP: every
 //! file gets the answer the RFC asks of a UAS/registrar, or none where the
 //! RFC says to drop it. The parser-level table (field values, 415/406 for
-//! INVITE bodies) is in crates/sip/tests/rfc4475.rs; here INVITEs get 405
-//! because this server does not take calls yet.
+//! INVITE bodies) is in crates/sip/tests/rfc4475.rs. Here a valid INVITE
+//! gets 407 (callers must authenticate), one for a dialog the server does
+//! not know (a To tag) gets 481, and the body checks give 415 and 406.
 //!
 //! Several files reuse the same Via branch and sent-by; a server must treat
 //! such a request as a retransmission of the earlier one (RFC 3261
@@ -31,15 +32,15 @@ const EXPECTED: &[(&str, Option<u16>)] = &[
     ("cparam01", Some(401)),
     ("cparam02", Some(401)),
     ("dblreq", Some(401)),
-    ("esc01", Some(405)),
+    ("esc01", Some(407)),
     ("esc02", Some(501)),
     ("escnull", Some(401)),
     ("escruri", Some(400)),
     ("insuf", Some(400)),
     ("intmeth", Some(501)),
-    ("inv2543", Some(405)),
-    ("invut", Some(405)),
-    ("longreq", Some(405)),
+    ("inv2543", Some(407)),
+    ("invut", Some(415)),
+    ("longreq", Some(407)),
     ("ltgtruri", Some(400)),
     ("lwsdisp", Some(200)),
     ("lwsruri", Some(400)),
@@ -47,7 +48,7 @@ const EXPECTED: &[(&str, Option<u16>)] = &[
     ("mcl01", Some(400)),
     ("mismatch01", Some(400)),
     ("mismatch02", Some(400)),
-    ("mpart01", Some(405)),
+    ("mpart01", Some(481)),
     ("multi01", Some(400)),
     ("ncl", Some(400)),
     ("noreason", None),
@@ -58,14 +59,14 @@ const EXPECTED: &[(&str, Option<u16>)] = &[
     ("regescrt", Some(401)),
     ("scalar02", Some(400)),
     ("scalarlg", None),
-    ("sdp01", Some(405)),
+    ("sdp01", Some(406)),
     ("semiuri", Some(200)),
     ("transports", Some(200)),
     ("trws", Some(400)),
     ("unkscm", Some(416)),
     ("unksm2", Some(400)),
     ("unreason", None),
-    ("wsinv", Some(405)),
+    ("wsinv", Some(481)),
     ("zeromf", Some(200)),
 ];
 

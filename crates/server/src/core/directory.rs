@@ -21,16 +21,49 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Username → credentials (only enabled extensions are present).
+/// Who an extension is, for calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Extension number (what others dial).
+    pub number: String,
+    /// SIP username (the AOR phones register).
+    pub username: String,
+    /// Display name for caller ID.
+    pub display_name: Option<String>,
+    /// What the extension may dial.
+    pub class: pbx::dialplan::CallClass,
+}
+
+/// Username → credentials, and the extension profiles (only enabled
+/// extensions are present).
 #[derive(Debug, Default, Clone)]
 pub struct Directory {
     users: HashMap<String, Credentials>,
+    profiles: HashMap<String, Profile>,
+    by_number: HashMap<String, String>,
 }
 
 impl Directory {
     /// Adds or replaces a user.
     pub fn insert(&mut self, user: String, creds: Credentials) {
         self.users.insert(user, creds);
+    }
+
+    /// Adds or replaces an extension profile.
+    pub fn insert_profile(&mut self, profile: Profile) {
+        self.by_number
+            .insert(profile.number.clone(), profile.username.clone());
+        self.profiles.insert(profile.username.clone(), profile);
+    }
+
+    /// The profile of a SIP username.
+    pub fn profile(&self, username: &str) -> Option<&Profile> {
+        self.profiles.get(username)
+    }
+
+    /// The profile of an extension number.
+    pub fn by_number(&self, number: &str) -> Option<&Profile> {
+        self.profiles.get(self.by_number.get(number)?)
     }
 
     /// The stored HA1 for `user` and `alg`.

@@ -7,11 +7,13 @@
 //! (416/420/415), then the method's handler. Unparseable input is answered
 //! statelessly where the RFC asks for it and dropped otherwise.
 
+mod calls;
 mod directory;
 mod recent;
 mod register;
 
-pub use directory::{Credentials, Directory};
+pub use calls::Calls;
+pub use directory::{Credentials, Directory, Profile};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -32,19 +34,21 @@ use crate::config::{BlockedResponse, Config, DigestAlgorithm};
 use crate::transport::{Inbound, Outbound};
 
 /// Methods served (the Allow header).
-const ALLOW: &str = "OPTIONS, REGISTER";
+const ALLOW: &str = pbx::call::ALLOW;
 /// Methods recognised but not served yet: 405 with Allow (§8.2.1).
-const RECOGNISED: [Method; 10] = [
-    Method::Invite,
+const RECOGNISED: [Method; 4] = [
+    Method::Subscribe,
+    Method::Notify,
+    Method::Refer,
+    Method::Publish,
+];
+/// Methods that only exist within a call's dialog.
+const IN_DIALOG: [Method; 5] = [
     Method::Bye,
     Method::Info,
     Method::Update,
     Method::Prack,
-    Method::Subscribe,
-    Method::Notify,
-    Method::Refer,
     Method::Message,
-    Method::Publish,
 ];
 
 /// State changes for the database writer.
@@ -54,6 +58,8 @@ pub enum Persist {
     Binding(Change),
     /// A security event for the audit log.
     Audit(AuditEvent),
+    /// A call ended: its detail record.
+    Cdr(Box<pbx::call::CallEnd>),
 }
 
 /// Control messages from the rest of the server.
@@ -97,6 +103,10 @@ pub struct Core {
     armed: Option<Instant>,
     /// Final answers to recent REGISTERs, for their retransmissions.
     recent: recent::RecentReplies,
+    /// Calls in progress.
+    calls: Calls,
+    /// Digest realm (also the host of the B legs' From and To).
+    auth_realm: String,
 }
 
 /// Wall-clock milliseconds (for state that outlives the process).
@@ -113,6 +123,7 @@ impl Core {
         directory: Directory,
         out: Outbound,
         persist: bool,
+        media: Option<crate::media::MediaManager>,
         now: Instant,
     ) -> Core {
         let t = &cfg.sip.timers;
@@ -170,7 +181,23 @@ impl Core {
             persist: persist.then(Vec::new),
             armed: None,
             recent: recent::RecentReplies::new(32_768),
+            calls: Calls::new(
+                pbx::call::CallConfig {
+                    no_answer: Duration::from_secs(cfg.calls.no_answer_timeout_s),
+                    t1: Duration::from_millis(t.t1_ms),
+                    t2: Duration::from_millis(t.t2_ms),
+                    codecs: cfg.calls.codecs.clone(),
+                },
+                media,
+                &cfg.sip.listen,
+            ),
+            auth_realm: cfg.sip.realm.clone(),
         }
+    }
+
+    /// Calls in progress.
+    pub fn calls(&self) -> &Calls {
+        &self.calls
     }
 
     /// The registrar (for restoring persisted bindings at start-up).
@@ -192,6 +219,7 @@ impl Core {
             self.layer.poll_timeout(),
             self.registrar.poll_timeout().map(to_instant),
             self.guard.poll_timeout().map(to_instant),
+            self.calls.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -206,6 +234,21 @@ impl Core {
             self.persist(Persist::Binding(change));
         }
         self.guard.handle_timeout(wall);
+        self.call_timers(now);
+        self.flush(now, wall);
+    }
+
+    /// A relay event of call `id`.
+    pub fn handle_media_event(
+        &mut self,
+        id: u64,
+        ev: rtp_relay::SessionEvent,
+        now: Instant,
+        wall: UnixMs,
+    ) {
+        if ev.event == media::rtp::RelayEvent::MediaTimeout {
+            self.call_media_timeout(id, now);
+        }
         self.flush(now, wall);
     }
 
@@ -245,7 +288,9 @@ impl Core {
                         }
                     }
                 }
-                if matches!(req.method, Method::Register | Method::Options) {
+                let dialog_options = req.method == Method::Options
+                    && req.headers.to().is_some_and(|t| t.tag().is_some());
+                if matches!(req.method, Method::Register | Method::Options) && !dialog_options {
                     self.dispatch(ReplyTo::Stateless(source), req, source, now, wall);
                 } else if let Err(e) = self.layer.handle_request(req, source, now) {
                     debug!(source = %source.addr, error = %e, "request refused by the transaction layer");
@@ -277,13 +322,21 @@ impl Core {
             let Some(event) = self.layer.poll_event() else {
                 break;
             };
-            if let Event::Request {
-                key,
-                request,
-                source,
-            } = event
-            {
-                self.dispatch(ReplyTo::Transaction(key), request, source, now, wall);
+            match event {
+                Event::Request {
+                    key,
+                    request,
+                    source,
+                } => self.dispatch(ReplyTo::Transaction(key), request, source, now, wall),
+                Event::Response { key, response } => self.call_response(&key, response, now),
+                Event::Ack { request, .. } => self.call_ack(&request, now),
+                Event::Cancelled { invite, .. } => self.call_cancelled(&invite, now),
+                Event::Timeout { key, .. } | Event::TransportError { key } => {
+                    if key.is_client() {
+                        self.call_timeout(&key, now);
+                    }
+                }
+                Event::Terminated { key } => self.call_transaction_ended(&key),
             }
         }
         while let Some(ev) = self.guard.poll_event() {
@@ -308,7 +361,10 @@ impl Core {
         now: Instant,
         wall: UnixMs,
     ) {
-        let known = req.method == Method::Options || req.method == Method::Register;
+        let known = matches!(
+            req.method,
+            Method::Options | Method::Register | Method::Invite
+        ) || IN_DIALOG.contains(&req.method);
         if !known {
             let (status, reason) = if RECOGNISED.contains(&req.method) {
                 (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
@@ -323,7 +379,14 @@ impl Core {
             self.respond(&reply, &req.headers, r.status, r.reason, &r.headers, now);
             return;
         }
+        let in_dialog = req.headers.to().is_some_and(|t| t.tag().is_some());
+        if let ReplyTo::Transaction(key) = &reply
+            && (IN_DIALOG.contains(&req.method) || (in_dialog && req.method == Method::Options))
+        {
+            return self.in_dialog(key.clone(), req, now);
+        }
         match req.method {
+            Method::Invite => self.invite(reply, req, source, now, wall),
             Method::Options => {
                 let extra = [
                     (HeaderName::Allow, ALLOW.to_string()),
@@ -469,6 +532,11 @@ impl SharedCore {
         let (now, wall) = (Instant::now(), unix_ms());
         let mut core = self.lock();
         core.handle_inbound(msg, now, wall);
+        self.rearm(core, now, wall);
+    }
+
+    /// Wakes the timer task if the core's next deadline moved earlier.
+    fn rearm(&self, mut core: MutexGuard<'_, Core>, now: Instant, wall: UnixMs) {
         let next = core.poll_timeout(now, wall);
         // Wake the timer task only for a deadline clearly earlier than the
         // one it sleeps until (it serves a TIMER_TICK grid anyway).
@@ -482,6 +550,24 @@ impl SharedCore {
     /// Applies a control message.
     pub fn control(&self, c: Control) {
         self.lock().control(c);
+    }
+
+    /// Feeds relay events to the calls until the channel closes.
+    pub async fn run_media_events(
+        self: Arc<Self>,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<crate::media::CallMediaEvent>,
+    ) {
+        while let Some((id, ev)) = events.recv().await {
+            let (now, wall) = (Instant::now(), unix_ms());
+            let mut core = self.lock();
+            core.handle_media_event(id, ev, now, wall);
+            self.rearm(core, now, wall);
+        }
+    }
+
+    /// Calls, relays and free RTP port pairs (see [`Calls::summary`]).
+    pub fn call_summary(&self) -> (usize, usize, usize) {
+        self.lock().calls().summary()
     }
 
     /// Takes the changes waiting for the database writer.

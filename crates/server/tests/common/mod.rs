@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod audio;
+pub mod baresip;
+
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
@@ -297,5 +300,89 @@ impl Phone {
         let second = self.register_text(expires, Some(&auth));
         let resp = self.exchange(&second, target)?;
         status_of(resp.as_bytes())
+    }
+
+    /// An INVITE to `to` with `body` as SDP, authenticated against the
+    /// 407 challenge with `password`; returns the final status after
+    /// ACKing it (None: no answer). `extra` is added to the headers.
+    pub fn invite_status(
+        &mut self,
+        password: &str,
+        to: &str,
+        body: &str,
+        extra: &str,
+        target: SocketAddr,
+    ) -> Option<u16> {
+        let local = self.sock.local_addr().unwrap();
+        let (u, d) = (self.user.clone(), self.domain.clone());
+        let call_id = format!("inv{}-{}", self.cseq + 100, self.call_id);
+        let mf = if extra.contains("Max-Forwards") {
+            ""
+        } else {
+            "Max-Forwards: 70\r\n"
+        };
+        let text = |cseq: u32, auth: &str, branch: &str| {
+            format!(
+                "INVITE sip:{to}@{d} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\nFrom: <sip:{u}@{d}>;tag=inv{cseq}\r\nTo: <sip:{to}@{d}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{u}@{local}>\r\n{mf}{extra}{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let ack = |resp: &str, cseq: u32, branch: &str| {
+            let to_line = resp
+                .lines()
+                .find(|l| l.starts_with("To:"))
+                .unwrap_or("To: <sip:x@x>");
+            format!(
+                "ACK sip:{to}@{d} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\nFrom: <sip:{u}@{d}>;tag=inv{cseq}\r\n{to_line}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        self.cseq += 2;
+        let first_seq = self.cseq;
+        let branch1 = format!("z9hG4bKinv{first_seq}a");
+        let resp = self.exchange(&text(first_seq, "", &branch1), target)?;
+        let status = status_of(resp.as_bytes())?;
+        let _ = self
+            .sock
+            .send_to(ack(&resp, first_seq, &branch1).as_bytes(), target);
+        if status != 407 {
+            return Some(status);
+        }
+        let challenge = resp
+            .lines()
+            .find(|l| l.starts_with("Proxy-Authenticate:"))?
+            .to_string();
+        let field = |name: &str| -> String {
+            challenge
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (realm, nonce) = (field("realm"), field("nonce"));
+        let uri = format!("sip:{to}@{d}");
+        let alg = sip::auth::Algorithm::Md5;
+        let creds = sip::auth::Credentials {
+            username: u.clone(),
+            realm: realm.clone(),
+            nonce: nonce.clone(),
+            uri: uri.clone(),
+            ..Default::default()
+        };
+        let ha1 = sip::auth::ha1(alg, &u, &realm, password);
+        let response = sip::auth::response(alg, &ha1, &creds, "INVITE");
+        let auth = format!(
+            "Proxy-Authorization: Digest username=\"{u}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5\r\n"
+        );
+        let seq = first_seq + 1;
+        let branch2 = format!("z9hG4bKinv{seq}b");
+        let resp = self.exchange(&text(seq, &auth, &branch2), target)?;
+        let status = status_of(resp.as_bytes())?;
+        if status >= 300 {
+            let _ = self
+                .sock
+                .send_to(ack(&resp, seq, &branch2).as_bytes(), target);
+        }
+        Some(status)
     }
 }

@@ -78,7 +78,7 @@ impl TransactionKey {
 
     /// The key of a client transaction for a request we send. The request
     /// must carry a top Via with an RFC 3261 branch and a CSeq.
-    pub(crate) fn for_outgoing(req: &Request) -> Result<TransactionKey, TransactionError> {
+    pub fn for_outgoing(req: &Request) -> Result<TransactionKey, TransactionError> {
         let via = req.headers.top_via().ok_or(TransactionError::MissingVia)?;
         if !via.has_rfc3261_branch() {
             return Err(TransactionError::MissingBranch);

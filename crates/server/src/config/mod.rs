@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod calls;
+pub use calls::{CallsSection, MediaSection};
+
 /// The whole configuration tree.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +32,10 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The RTP relay.
+    pub media: MediaSection,
+    /// Call handling.
+    pub calls: CallsSection,
 }
 
 /// `[storage]`
@@ -421,6 +428,18 @@ fn locate(text: &str, field: &str) -> Option<usize> {
 /// Semantic checks; the error names the dotted field and its value.
 fn validate(cfg: &Config) -> Result<(), (String, String)> {
     let fail = |field: &str, msg: String| Err((field.to_string(), format!("{field}: {msg}")));
+    if let Err(e) = cfg.media.port_range() {
+        return fail("media.rtp_ports", e);
+    }
+    if !(1..=3600).contains(&cfg.calls.no_answer_timeout_s) {
+        return fail(
+            "calls.no_answer_timeout_s",
+            format!("{} is outside 1..=3600", cfg.calls.no_answer_timeout_s),
+        );
+    }
+    if cfg.calls.codecs.is_empty() {
+        return fail("calls.codecs", "at least one codec is needed".into());
+    }
     if cfg.sip.listen.is_empty() {
         return fail("sip.listen", "at least one address is needed".into());
     }

@@ -1,0 +1,441 @@
+//! INVITE and in-dialog requests: caller authentication (proxy digest),
+//! routing to the callee's registered contacts, media allocation, and the
+//! glue between the transaction layer and the [`pbx::call::Call`] machines.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use ahash::HashMap;
+use pbx::UnixMs;
+use pbx::call::{Call, CallConfig, CallEnd, LocalAddrs, NewCall, Output, Parties, Target};
+use sip::auth::Verdict;
+use sip::header::HeaderName;
+use sip::transaction::{Remote, TransactionKey};
+use sip::{Request, StatusCode};
+use tracing::{debug, info};
+
+use super::{Core, Persist, ReplyTo};
+use crate::media::MediaManager;
+
+/// All calls and the indexes that route messages to them.
+pub struct Calls {
+    calls: HashMap<u64, Call>,
+    by_call_id: HashMap<String, u64>,
+    by_server_invite: HashMap<TransactionKey, u64>,
+    by_client: HashMap<TransactionKey, u64>,
+    timers: BTreeSet<(Instant, u64)>,
+    deadlines: HashMap<u64, Instant>,
+    next_id: u64,
+    config: CallConfig,
+    /// Every Via branch we write starts with this (loop detection).
+    branch_prefix: String,
+    media: Option<MediaManager>,
+    /// The SIP port we listen on, per address family (v4, v6).
+    sip_ports: (u16, u16),
+}
+
+impl Calls {
+    /// Calls with `config`; `media` is `None` when no relay is available
+    /// (INVITEs then get 503).
+    pub fn new(config: CallConfig, media: Option<MediaManager>, listen: &[SocketAddr]) -> Calls {
+        let mut seed = [0u8; 4];
+        let _ = aws_lc_rs::rand::fill(&mut seed);
+        let port = |v6: bool| {
+            listen
+                .iter()
+                .find(|a| a.is_ipv6() == v6)
+                .or(listen.first())
+                .map_or(5060, SocketAddr::port)
+        };
+        Calls {
+            calls: HashMap::default(),
+            by_call_id: HashMap::default(),
+            by_server_invite: HashMap::default(),
+            by_client: HashMap::default(),
+            timers: BTreeSet::new(),
+            deadlines: HashMap::default(),
+            next_id: 1,
+            config,
+            branch_prefix: format!("z9hG4bK-{:08x}-", u32::from_le_bytes(seed)),
+            media,
+            sip_ports: (port(false), port(true)),
+        }
+    }
+
+    /// Live calls (ended calls still draining transactions included),
+    /// running relays and free RTP port pairs, for the logs.
+    pub fn summary(&self) -> (usize, usize, usize) {
+        let (relays, free) = self
+            .media
+            .as_ref()
+            .map_or((0, 0), |m| (m.sessions(), m.available_ports()));
+        (self.calls.len(), relays, free)
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    fn sip_addr(&self, ip: IpAddr) -> SocketAddr {
+        let port = if ip.is_ipv6() {
+            self.sip_ports.1
+        } else {
+            self.sip_ports.0
+        };
+        SocketAddr::new(ip, port)
+    }
+}
+
+fn seed() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
+impl Core {
+    /// An INVITE: a new call, or a re-INVITE within one.
+    pub(super) fn invite(
+        &mut self,
+        reply: ReplyTo,
+        req: Request,
+        source: Remote,
+        now: Instant,
+        wall: UnixMs,
+    ) {
+        let ReplyTo::Transaction(key) = reply else {
+            return;
+        };
+        if req.headers.to().is_some_and(|t| t.tag().is_some()) {
+            return self.in_dialog(key, req, now);
+        }
+        let respond = |core: &mut Core, status: u16, reason: &str| {
+            core.respond(
+                &ReplyTo::Transaction(key.clone()),
+                &req.headers,
+                StatusCode(status),
+                reason,
+                &[],
+                now,
+            );
+        };
+        // Loops: our own branch in the Via path means the INVITE came back.
+        let prefix = self.calls.branch_prefix.clone();
+        let looped = req
+            .headers
+            .list_values(&HeaderName::Via)
+            .iter()
+            .any(|v| v.windows(prefix.len()).any(|w| w == prefix.as_bytes()));
+        if looped {
+            return respond(self, 482, "Loop Detected");
+        }
+        let max_forwards = req
+            .headers
+            .get_str(&HeaderName::MaxForwards)
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        if max_forwards == Some(0) {
+            return respond(self, 483, "Too Many Hops");
+        }
+        // The caller must be one of our extensions (RFC 3261 §22.3).
+        let credentials = req
+            .headers
+            .get_all(&HeaderName::ProxyAuthorization)
+            .map(|v| &v[..]);
+        let directory = &self.directory;
+        let verdict = self.auth.verify(credentials, "INVITE", now, |user, alg| {
+            directory.ha1(user, alg)
+        });
+        let username = match verdict {
+            Verdict::Authenticated { username } => {
+                self.guard.record_success(source.addr.ip());
+                username
+            }
+            Verdict::Challenge => return self.proxy_challenge(key, &req, false, now),
+            Verdict::Stale => return self.proxy_challenge(key, &req, true, now),
+            Verdict::Failed { username, reason } => {
+                debug!(source = %source.addr, %username, reason, "INVITE authentication failed");
+                let blocked = self
+                    .guard
+                    .record_failure(source.addr.ip(), &username, reason, wall);
+                if blocked && !self.silent_block {
+                    return respond(self, 403, "Forbidden");
+                }
+                return self.proxy_challenge(key, &req, false, now);
+            }
+        };
+        let Some(caller) = self.directory.profile(&username).cloned() else {
+            return respond(self, 403, "Forbidden");
+        };
+        let dialled = req
+            .uri
+            .as_sip()
+            .and_then(|u| u.user_decoded())
+            .map(|u| String::from_utf8_lossy(&u).into_owned())
+            .unwrap_or_default();
+        let Some(callee) = self.directory.by_number(&dialled).cloned() else {
+            debug!(caller = %caller.number, %dialled, "no route");
+            return respond(self, 404, "Not Found");
+        };
+        let targets: Vec<Target> = self
+            .registrar
+            .lookup(&callee.username)
+            .into_iter()
+            .map(|b| Target {
+                uri: b.contact.clone(),
+                dest: Remote::new(b.transport, b.target()),
+            })
+            .collect();
+        if targets.is_empty() {
+            return respond(self, 480, "Temporarily Unavailable");
+        }
+        let id = self.calls.next_id;
+        let b_peer = targets[0].dest.addr.ip();
+        let Some(media) = self.calls.media.as_mut() else {
+            return respond(self, 503, "Service Unavailable");
+        };
+        let (a_media, b_media) = match media.start(id, source.addr.ip(), b_peer) {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                info!(error = %e, "call refused");
+                return respond(self, 503, "Service Unavailable");
+            }
+        };
+        let a_ip = media.local_ip_towards(source.addr.ip());
+        let b_ip = media.local_ip_towards(b_peer);
+        self.calls.next_id += 1;
+        let new = NewCall {
+            id,
+            seed: seed(),
+            invite: req.clone(),
+            key: key.clone(),
+            source,
+            a_local: LocalAddrs {
+                sip: self.calls.sip_addr(a_ip),
+                media: a_media,
+            },
+            b_local: LocalAddrs {
+                sip: self.calls.sip_addr(b_ip),
+                media: b_media,
+            },
+            parties: Parties {
+                caller: caller.number.clone(),
+                caller_name: caller.display_name.clone(),
+                callee: callee.number.clone(),
+                domain: self.auth_realm.clone(),
+            },
+            targets,
+            branch_prefix: prefix,
+        };
+        info!(call = id, caller = %caller.number, callee = %callee.number, "call");
+        let call = Call::start(new, self.calls.config.clone(), now, wall);
+        let (a_id, b_id) = call.call_ids();
+        self.calls.by_call_id.insert(a_id.to_owned(), id);
+        self.calls.by_call_id.insert(b_id.to_owned(), id);
+        self.calls.by_server_invite.insert(key, id);
+        self.calls.calls.insert(id, call);
+        self.drive(id, now);
+    }
+
+    fn proxy_challenge(&mut self, key: TransactionKey, req: &Request, stale: bool, now: Instant) {
+        let extra: Vec<(HeaderName, String)> = self
+            .auth
+            .challenges(now, stale)
+            .into_iter()
+            .map(|c| (HeaderName::ProxyAuthenticate, c))
+            .collect();
+        self.respond(
+            &ReplyTo::Transaction(key),
+            &req.headers,
+            StatusCode(407),
+            "Proxy Authentication Required",
+            &extra,
+            now,
+        );
+    }
+
+    /// A request within a call's dialog (BYE, re-INVITE, UPDATE, INFO, ...).
+    pub(super) fn in_dialog(&mut self, key: TransactionKey, req: Request, now: Instant) {
+        let call_id = req.headers.call_id().unwrap_or_default();
+        let found = self.calls.by_call_id.get(call_id).copied().and_then(|id| {
+            let side = self.calls.calls.get(&id)?.side_of(call_id)?;
+            Some((id, side))
+        });
+        let Some((id, side)) = found else {
+            return self.respond(
+                &ReplyTo::Transaction(key),
+                &req.headers,
+                StatusCode(481),
+                "Call/Transaction Does Not Exist",
+                &[],
+                now,
+            );
+        };
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            call.on_request(side, key, req, now);
+        }
+        self.drive(id, now);
+    }
+
+    /// An ACK for a 2xx (the layer passes those to the TU).
+    pub(super) fn call_ack(&mut self, req: &Request, now: Instant) {
+        let call_id = req.headers.call_id().unwrap_or_default();
+        let Some(&id) = self.calls.by_call_id.get(call_id) else {
+            return;
+        };
+        if let Some(call) = self.calls.calls.get_mut(&id)
+            && let Some(side) = call.side_of(call_id)
+        {
+            call.on_ack(side, req, now);
+        }
+        self.drive(id, now);
+    }
+
+    /// The caller's CANCEL matched its INVITE.
+    pub(super) fn call_cancelled(&mut self, invite: &TransactionKey, now: Instant) {
+        let Some(&id) = self.calls.by_server_invite.get(invite) else {
+            return;
+        };
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            call.on_cancel(now);
+        }
+        self.drive(id, now);
+    }
+
+    /// A response to one of the calls' client transactions.
+    pub(super) fn call_response(
+        &mut self,
+        key: &TransactionKey,
+        resp: sip::Response,
+        now: Instant,
+    ) {
+        let Some(&id) = self.calls.by_client.get(key) else {
+            return;
+        };
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            call.on_response(key, resp, now);
+        }
+        self.drive(id, now);
+    }
+
+    /// A client transaction of a call timed out or failed.
+    pub(super) fn call_timeout(&mut self, key: &TransactionKey, now: Instant) {
+        let Some(&id) = self.calls.by_client.get(key) else {
+            return;
+        };
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            call.on_timeout(key, now);
+        }
+        self.drive(id, now);
+    }
+
+    /// A transaction ended: forget its key.
+    pub(super) fn call_transaction_ended(&mut self, key: &TransactionKey) {
+        if key.is_client() {
+            self.calls.by_client.remove(key);
+        } else {
+            self.calls.by_server_invite.remove(key);
+        }
+    }
+
+    /// The relay reported no media on a call.
+    pub(super) fn call_media_timeout(&mut self, id: u64, now: Instant) {
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            info!(call = id, "media timeout, hanging up");
+            call.on_media_timeout(now);
+        }
+        self.drive(id, now);
+    }
+
+    /// Runs the call timers that are due.
+    pub(super) fn call_timers(&mut self, now: Instant) {
+        while let Some(&(t, id)) = self.calls.timers.first() {
+            if t > now {
+                break;
+            }
+            self.calls.timers.remove(&(t, id));
+            self.calls.deadlines.remove(&id);
+            if let Some(call) = self.calls.calls.get_mut(&id) {
+                call.handle_timeout(now);
+            }
+            self.drive(id, now);
+        }
+    }
+
+    /// Carries out what call `id` asked for, then files its next deadline
+    /// or removes it when finished.
+    fn drive(&mut self, id: u64, now: Instant) {
+        loop {
+            let Some(output) = self.calls.calls.get_mut(&id).and_then(Call::poll_output) else {
+                break;
+            };
+            match output {
+                Output::Respond { key, response } => {
+                    self.send_response(&ReplyTo::Transaction(key), response, now);
+                }
+                Output::Request { mut request, dest } => {
+                    request
+                        .headers
+                        .push(HeaderName::UserAgent, self.user_agent.clone());
+                    match self.layer.send_request(request, dest, now) {
+                        Ok(key) => {
+                            self.calls.by_client.insert(key, id);
+                        }
+                        Err(e) => debug!(call = id, error = %e, "request not sent"),
+                    }
+                }
+                Output::Stateless { message, dest } => {
+                    self.layer.send_stateless(&message, dest);
+                }
+                Output::Media(change) => {
+                    if let Some(m) = self.calls.media.as_mut() {
+                        m.apply(id, change);
+                    }
+                }
+                Output::Ended(end) => self.call_ended(end),
+            }
+        }
+        let Some(call) = self.calls.calls.get(&id) else {
+            return;
+        };
+        if call.is_finished() {
+            let call = self.calls.calls.remove(&id).expect("present");
+            let (a, b) = call.call_ids();
+            self.calls.by_call_id.remove(a);
+            self.calls.by_call_id.remove(b);
+            if let Some(t) = self.calls.deadlines.remove(&id) {
+                self.calls.timers.remove(&(t, id));
+            }
+            return;
+        }
+        let next = call.poll_timeout();
+        let old = self.calls.deadlines.get(&id).copied();
+        if next != old {
+            if let Some(t) = old {
+                self.calls.timers.remove(&(t, id));
+                self.calls.deadlines.remove(&id);
+            }
+            if let Some(t) = next {
+                self.calls.timers.insert((t, id));
+                self.calls.deadlines.insert(id, t);
+            }
+        }
+    }
+
+    fn call_ended(&mut self, end: CallEnd) {
+        let stats = self.calls.media.as_mut().and_then(|m| m.stop(end.id));
+        info!(
+            call = end.id,
+            caller = %end.parties.caller,
+            callee = %end.parties.callee,
+            disposition = ?end.disposition,
+            cause = end.cause.0,
+            text = %end.cause.1,
+            rtp_a_in = stats.map_or(0, |s| s.a.relay.packets_in),
+            rtp_b_in = stats.map_or(0, |s| s.b.relay.packets_in),
+            "call ended"
+        );
+        let (calls, relays, free) = self.calls.summary();
+        debug!(calls, relays, ports_free = free, "call and port usage");
+        self.persist(Persist::Cdr(Box::new(end)));
+    }
+}

@@ -1,0 +1,178 @@
+//! The calls' RTP relays: ports from the configured pool, one
+//! [`RelaySession`] per call, and the relay events fed back to the core.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use ahash::HashMap;
+use pbx::call::{Side, StreamChange};
+use rtp_relay::{Leg, LegSetup, PortPool, PortRange, RelaySession, SessionEvent, SessionStats};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::config::MediaSection;
+
+/// Why a call could not get media.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// No free port pair (or the sockets could not be bound).
+    #[error("no RTP ports available: {0}")]
+    Ports(#[from] rtp_relay::Error),
+}
+
+/// A relay event of one call, for the core.
+pub type CallMediaEvent = (u64, SessionEvent);
+
+/// The relays of all calls.
+pub struct MediaManager {
+    pool: PortPool,
+    runtime: Handle,
+    timeout: Option<Duration>,
+    public: Option<IpAddr>,
+    sessions: HashMap<u64, RelaySession>,
+    events: mpsc::UnboundedSender<CallMediaEvent>,
+    /// Local address that routes to a peer, by peer IP.
+    routes: HashMap<IpAddr, IpAddr>,
+}
+
+fn leg(side: Side) -> Leg {
+    match side {
+        Side::A => Leg::A,
+        Side::B => Leg::B,
+    }
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
+impl MediaManager {
+    /// A manager for `cfg`; relay events go to `events`.
+    pub fn new(
+        cfg: &MediaSection,
+        runtime: Handle,
+        events: mpsc::UnboundedSender<CallMediaEvent>,
+    ) -> anyhow::Result<MediaManager> {
+        let (start, end) = cfg.port_range().map_err(anyhow::Error::msg)?;
+        let pool = PortPool::new(cfg.bind_address, PortRange { start, end })?;
+        Ok(MediaManager {
+            pool,
+            runtime,
+            timeout: (cfg.media_timeout_s > 0).then(|| Duration::from_secs(cfg.media_timeout_s)),
+            public: cfg.public_address,
+            sessions: HashMap::default(),
+            events,
+            routes: HashMap::default(),
+        })
+    }
+
+    /// Free port pairs (for tests and metrics).
+    pub fn available_ports(&self) -> usize {
+        self.pool.available()
+    }
+
+    /// Live relays.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The address the PBX has towards `peer` (the source address the OS
+    /// picks for it), for SDP and SIP headers.
+    pub fn local_ip_towards(&mut self, peer: IpAddr) -> IpAddr {
+        if let Some(ip) = self.routes.get(&peer) {
+            return *ip;
+        }
+        let unspecified: IpAddr = match peer {
+            IpAddr::V4(_) => [0, 0, 0, 0].into(),
+            IpAddr::V6(_) => [0u16; 8].into(),
+        };
+        // connect() on UDP sends nothing; it asks the routing table.
+        let ip = UdpSocket::bind(SocketAddr::new(unspecified, 0))
+            .and_then(|s| {
+                s.connect(SocketAddr::new(peer, 9))?;
+                s.local_addr()
+            })
+            .map(|a| a.ip())
+            .unwrap_or(unspecified);
+        if self.routes.len() > 4096 {
+            self.routes.clear();
+        }
+        self.routes.insert(peer, ip);
+        ip
+    }
+
+    /// Starts the relay of call `id`; returns the local RTP addresses of
+    /// legs A and B as written into SDP (towards `a_peer` and `b_peer`).
+    pub fn start(
+        &mut self,
+        id: u64,
+        a_peer: IpAddr,
+        b_peer: IpAddr,
+    ) -> Result<(SocketAddr, SocketAddr), MediaError> {
+        let a = self.pool.allocate()?;
+        let b = self.pool.allocate()?;
+        let (a_port, b_port) = (a.port(), b.port());
+        let setup = |ports| LegSetup {
+            ports,
+            relay: media::rtp::RelayConfig {
+                signalled: None,
+                // Armed on answer: a ringing call has no media yet.
+                media_timeout: None,
+                out_ssrc: random_u32(),
+                initial_sequence: random_u32() as u16,
+                initial_timestamp: random_u32(),
+                ..Default::default()
+            },
+        };
+        let (a, b) = (setup(a), setup(b));
+        let _guard = self.runtime.enter();
+        let (session, mut events) = RelaySession::start(a, b)?;
+        let tx = self.events.clone();
+        self.runtime.spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if tx.send((id, ev)).is_err() {
+                    break;
+                }
+            }
+        });
+        self.sessions.insert(id, session);
+        let a_ip = self.public.unwrap_or_else(|| self.local_ip_towards(a_peer));
+        let b_ip = self.public.unwrap_or_else(|| self.local_ip_towards(b_peer));
+        Ok((SocketAddr::new(a_ip, a_port), SocketAddr::new(b_ip, b_port)))
+    }
+
+    /// Applies what signalling learnt about one side's stream.
+    pub fn apply(&mut self, id: u64, change: StreamChange) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let leg = leg(change.side);
+        session.relatch(leg, change.remote);
+        let sending = change.answered && change.remote.is_some() && change.direction.sends();
+        session.set_media_timeout(leg, if sending { self.timeout } else { None });
+        debug!(call = id, ?leg, remote = ?change.remote, direction = change.direction.as_str(), "media");
+    }
+
+    /// Stops the relay of call `id`; its ports return to the pool once the
+    /// relay task has closed them. Returns the last counters.
+    pub fn stop(&mut self, id: u64) -> Option<SessionStats> {
+        let session = self.sessions.remove(&id)?;
+        let stats = session.stats();
+        let _guard = self.runtime.enter();
+        self.runtime.spawn(async move {
+            session.close().await;
+        });
+        Some(stats)
+    }
+}
+
+impl Drop for MediaManager {
+    fn drop(&mut self) {
+        if !self.sessions.is_empty() {
+            warn!(calls = self.sessions.len(), "relays dropped at shutdown");
+        }
+    }
+}
