@@ -75,7 +75,7 @@ fn register_callee(pbx: &Pbx, callee: &str, uas_port: u16) {
 /// Starts a SIPp UAS scenario on `port` for `calls` calls.
 fn uas(pbx: &Pbx, name: &str, port: u16, calls: u32, extra: &[&str]) -> Child {
     Command::new("timeout")
-        .args(["60", "sipp", "-sf"])
+        .args(["200", "sipp", "-sf"])
         .arg(scenario(name))
         .args(["-i", "127.0.0.1", "-p"])
         .arg(port.to_string())
@@ -97,7 +97,7 @@ fn uac(pbx: &Pbx, name: &str, dialled: &str, calls: u32, extra: &[&str]) -> Outp
         &format!("{CALLER};[authentication username={CALLER} password=pw{CALLER}secret];{dialled}"),
     );
     Command::new("timeout")
-        .args(["60", "sipp", &format!("127.0.0.1:{}", pbx.port)])
+        .args(["200", "sipp", &format!("127.0.0.1:{}", pbx.port)])
         .arg("-sf")
         .arg(scenario(name))
         .arg("-inf")
@@ -242,4 +242,39 @@ fn bad_input_gets_the_right_answer_and_leaks_nothing() {
     // for a test, so that path is covered by the call engine's unit tests.
     let log = pbx.log();
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// 10,000 short calls: every RTP port pair is back in the pool afterwards
+/// and no call is left behind (checked in the shutdown summary).
+#[test]
+fn ten_thousand_calls_leak_no_ports() {
+    require_sipp();
+    let mut pbx = Pbx::start(
+        &config("[media]\nrtp_ports = \"42000-42999\"\n[log]\nlevel = \"info\"\n"),
+        false,
+    );
+    let calls = 10_000;
+    pair(
+        &pbx,
+        "2002",
+        ("call_uac.xml", "call_uas.xml"),
+        calls,
+        &["-d", "0", "-r", "250", "-l", "200", "-timeout", "180s"],
+        &["-timeout", "180s"],
+    );
+    let status = pbx.terminate(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{:?}", status);
+    let log = pbx.log();
+    let summary = log
+        .lines()
+        .find(|l| l.contains("calls at shutdown"))
+        .unwrap_or_else(|| panic!("no shutdown summary:\n{log}"));
+    assert!(
+        summary.contains("calls=0")
+            && summary.contains("relays=0")
+            && summary.contains("ports_free=500"),
+        "{summary}"
+    );
+    let ended = log.matches("call ended").count();
+    assert_eq!(ended, calls as usize, "calls ended");
 }
