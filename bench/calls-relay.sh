@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Relayed-call benchmark: N concurrent G.711 calls through the PBX's B2BUA
+# and RTP relay on loopback, both ends played by pbx-loadgen
+# (crates/loadgen). Measures the PBX's CPU and memory per call.
+#
+#   bench/calls-relay.sh [CALLS [HOLD]]          e.g. bench/calls-relay.sh 1000 30s
+#
+# Environment (all optional):
+#   CALLS=1000 HOLD=30s RATE=100      calls, hold time per call, calls/second
+#   PBX_PORT=5060                     PBX SIP port (UDP, 127.0.0.1)
+#   CALLER_START=7000 CALLEE_START=8000   extension numbers (CALLS of each)
+#   PASSWORD=loadgen-secret           password of every extension (>= 8 chars)
+#   LOADGEN_RTP=30000-39999           loadgen RTP ports (4 per call)
+#   LOADGEN_SIP_UAC=17000 LOADGEN_SIP_UAS=17001   loadgen SIP ports
+#   SKIP_BUILD=1                      use existing binaries
+#   PBX_BIN=… LOADGEN_BIN=…           binaries (default: $CARGO_TARGET_DIR or target/release)
+#   KEEP=1                            keep the temp dir (config, logs, JSON)
+#   LOADGEN_ARGS="…"                  extra pbx-loadgen arguments (both runs)
+#
+# Output: the loadgen report, then the PBX figures: CPU during the steady
+# state (all calls up) as % of one core in total and per call, RSS before
+# the calls, at steady state and at peak (VmHWM), and RSS per call.
+set -euo pipefail
+
+# >>> PBX RTP relay configuration: TOML appended to the PBX config. <<<
+# The relay needs 4 ports per call (RTP+RTCP per leg, two legs); it must not
+# overlap LOADGEN_RTP. Set PBX_MEDIA_TOML="" to use the PBX's defaults.
+PBX_MEDIA_TOML=${PBX_MEDIA_TOML-$'[media]\nrtp_ports = "40000-49999"\nbind_address = "127.0.0.1"'}
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+CALLS=${1:-${CALLS:-1000}}
+HOLD=${2:-${HOLD:-30s}}
+RATE=${RATE:-100}
+PBX_PORT=${PBX_PORT:-5060}
+CALLER_START=${CALLER_START:-7000}
+CALLEE_START=${CALLEE_START:-8000}
+PASSWORD=${PASSWORD:-loadgen-secret}
+LOADGEN_RTP=${LOADGEN_RTP:-30000-39999}
+LOADGEN_SIP_UAC=${LOADGEN_SIP_UAC:-17000}
+LOADGEN_SIP_UAS=${LOADGEN_SIP_UAS:-17001}
+LOADGEN_ARGS=${LOADGEN_ARGS:-}
+target=${CARGO_TARGET_DIR:-$root/target}
+PBX_BIN=${PBX_BIN:-$target/release/pbx}
+LOADGEN_BIN=${LOADGEN_BIN:-$target/release/pbx-loadgen}
+
+to_seconds() { # 30s, 500ms, 2m, 30 -> seconds (float)
+    python3 -c 'import sys,re
+m=re.fullmatch(r"([0-9.]+)(ms|s|m|h)?", sys.argv[1].strip())
+if not m: sys.exit("bad duration "+sys.argv[1])
+v=float(m.group(1)); u=m.group(2) or "s"
+print(v*{"ms":0.001,"s":1,"m":60,"h":3600}[u])' "$1"
+}
+hold_s=$(to_seconds "$HOLD")
+ramp_s=$(python3 -c "print($CALLS/$RATE)")
+# Steady state: every call is up between the end of the ramp and the first
+# hang-up (hold after the first answer). Sample inside it with margins.
+read -r steady_from steady_to < <(python3 -c "
+r=$ramp_s; h=$hold_s
+a=r+1.5; b=h-1.0
+print(f'{a:.2f} {b:.2f}' if b-a >= 2 else '0 0')")
+if [ "$steady_from" = 0 ]; then
+    echo "hold ($HOLD) too short for $CALLS calls at $RATE/s: need hold > calls/rate + 4.5 s" >&2
+    exit 2
+fi
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    cargo build --release --manifest-path "$root/Cargo.toml" -p pbx-server -p loadgen
+fi
+[ -x "$PBX_BIN" ] || { echo "no PBX binary at $PBX_BIN" >&2; exit 2; }
+[ -x "$LOADGEN_BIN" ] || { echo "no loadgen binary at $LOADGEN_BIN" >&2; exit 2; }
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+work=$(mktemp -d "${TMPDIR:-/tmp}/calls-relay.XXXXXX")
+pbx_pid=
+cleanup() {
+    if [ -n "$pbx_pid" ] && kill -0 "$pbx_pid" 2>/dev/null; then
+        kill -TERM "$pbx_pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pbx_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pbx_pid" 2>/dev/null || true
+    fi
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+caller_end=$((CALLER_START + CALLS - 1))
+callee_end=$((CALLEE_START + CALLS - 1))
+{
+    echo "number,password"
+    for ((n = CALLER_START; n <= caller_end; n++)); do echo "$n,$PASSWORD"; done
+    for ((n = CALLEE_START; n <= callee_end; n++)); do echo "$n,$PASSWORD"; done
+} >"$work/extensions.csv"
+
+cat >"$work/pbx.toml" <<EOF
+[sip]
+listen = ["127.0.0.1:$PBX_PORT"]
+transports = ["udp"]
+
+[security]
+trusted_networks = ["127.0.0.0/8"]
+
+[log]
+level = "warn"
+
+[storage]
+data_dir = "$work/data"
+
+$PBX_MEDIA_TOML
+EOF
+
+"$PBX_BIN" --config "$work/pbx.toml" extension import "$work/extensions.csv" >"$work/import.log" 2>&1 \
+    || { cat "$work/import.log" >&2; exit 2; }
+
+"$PBX_BIN" --config "$work/pbx.toml" >"$work/pbx.log" 2>&1 &
+pbx_pid=$!
+options_ok() { # one OPTIONS over UDP; success on a 200
+    python3 - "$PBX_PORT" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); s.settimeout(0.3)
+me = s.getsockname()[1]
+s.sendto((f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK-ready{me}\r\n"
+          f"Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=r{me}\r\nTo: <sip:127.0.0.1>\r\n"
+          f"Call-ID: ready-{me}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(), ("127.0.0.1", port))
+try:
+    sys.exit(0 if s.recv(65535).startswith(b"SIP/2.0 200") else 1)
+except OSError:
+    sys.exit(1)
+PY
+}
+ready=0
+for _ in $(seq 50); do
+    kill -0 "$pbx_pid" 2>/dev/null || { echo "PBX exited:" >&2; cat "$work/pbx.log" >&2; exit 2; }
+    if options_ok; then ready=1; break; fi
+    sleep 0.2
+done
+[ "$ready" = 1 ] || { echo "PBX does not answer OPTIONS:" >&2; tail -20 "$work/pbx.log" >&2; exit 2; }
+
+cpu_us() { # utime+stime of $1 in µs
+    python3 -c 'import os,sys
+f=open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")",1)[1].split()
+print((int(f[11])+int(f[12]))*1000000//os.sysconf("SC_CLK_TCK"))' "$1"
+}
+status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
+now_s() { date +%s.%N; }
+
+common=(--server "127.0.0.1:$PBX_PORT" --password "$PASSWORD"
+        --caller-range "$CALLER_START-$caller_end" --callee-range "$CALLEE_START-$callee_end"
+        --local-ip 127.0.0.1 --rtp-ports "$LOADGEN_RTP"
+        --sip-port-uac "$LOADGEN_SIP_UAC" --sip-port-uas "$LOADGEN_SIP_UAS")
+
+# 1. Register the callees (not part of the call figures).
+# shellcheck disable=SC2086
+"$LOADGEN_BIN" "${common[@]}" --calls 0 --progress 0 $LOADGEN_ARGS >"$work/register.out" 2>&1 \
+    || { echo "registration failed:" >&2; cat "$work/register.out" >&2; exit 1; }
+sleep 1
+
+# 2. The calls, with CPU/RSS samples: before, steady state, after.
+rss_before=$(status_kb "$pbx_pid" VmRSS)
+cpu_before=$(cpu_us "$pbx_pid")
+t_start=$(now_s)
+# shellcheck disable=SC2086
+"$LOADGEN_BIN" "${common[@]}" --skip-register --calls "$CALLS" --rate "$RATE" --hold "$HOLD" \
+    --progress 5s $LOADGEN_ARGS >"$work/loadgen.out" 2>"$work/loadgen.err" &
+lg_pid=$!
+sleep "$steady_from"
+cpu_a=$(cpu_us "$pbx_pid"); t_a=$(now_s)
+rss_peak_seen=0
+while python3 -c "import sys; sys.exit(0 if $(now_s) - $t_start < $steady_to else 1)"; do
+    r=$(status_kb "$pbx_pid" VmRSS); [ "$r" -gt "$rss_peak_seen" ] && rss_peak_seen=$r
+    sleep 0.5
+done
+cpu_b=$(cpu_us "$pbx_pid"); t_b=$(now_s)
+rss_steady=$(status_kb "$pbx_pid" VmRSS)
+lg_status=0
+wait "$lg_pid" || lg_status=$?
+t_end=$(now_s)
+cpu_after=$(cpu_us "$pbx_pid")
+rss_hwm=$(status_kb "$pbx_pid" VmHWM)
+rss_after=$(status_kb "$pbx_pid" VmRSS)
+
+cat "$work/loadgen.err" >&2
+grep -v '^{' "$work/loadgen.out" || true
+json=$(grep '^{' "$work/loadgen.out" | tail -1)
+[ -n "$json" ] || { echo "no loadgen report" >&2; exit 2; }
+
+python3 - "$json" <<EOF
+import json, sys
+r = json.loads(sys.argv[1])
+calls = $CALLS
+up = r["peak_concurrent"] or 1
+steady_cpu = ($cpu_b - $cpu_a) / 1e6 / ($t_b - $t_a)
+run_cpu = ($cpu_after - $cpu_before) / 1e6 / ($t_end - $t_start)
+print("PBX figures")
+print(f"  calls {calls}, established {r['calls_established']}, failed {r['calls_failed']} {r['failed_by_status']}, peak concurrent {r['peak_concurrent']}")
+for k, name in (("rtp_caller_to_callee", "caller->callee"), ("rtp_callee_to_caller", "callee->caller")):
+    d = r[k]
+    print(f"  rtp {name}: loss {d['loss_pct']:.4f} % ({d['lost']} of {d['sent']}), jitter p99 {d['jitter_ms']['p99']:.3f} ms, "
+          f"arrival deviation p99 {d['arrival_dev_ms']['p99']:.3f} ms max {d['arrival_dev_ms']['max']:.3f} ms, transit p99 {d['transit_ms']['p99']:.3f} ms")
+print(f"  setup latency p50 {r['setup_ms']['p50']:.2f} ms, p99 {r['setup_ms']['p99']:.2f} ms")
+print(f"  PBX CPU, steady state ({$t_b - $t_a:.1f} s, {up} calls up): {steady_cpu*100:.1f} % of one core = {steady_cpu*100/up:.4f} % per call")
+print(f"  PBX CPU, whole run ({$t_end - $t_start:.1f} s): {run_cpu*100:.1f} % of one core")
+print(f"  PBX RSS: before {$rss_before/1024:.1f} MiB, steady {$rss_steady/1024:.1f} MiB, peak seen {$rss_peak_seen/1024:.1f} MiB, "
+      f"VmHWM {$rss_hwm/1024:.1f} MiB, after {$rss_after/1024:.1f} MiB")
+print(f"  PBX memory per call: {($rss_steady - $rss_before)/up:.1f} KiB (steady - before) / {up}")
+print(f"  loadgen CPU: {r['loadgen_cpu_pct']:.1f} % of one core over {r['duration_s']:.1f} s")
+print("JSON " + json.dumps({
+    "calls": calls, "established": r["calls_established"], "failed": r["calls_failed"],
+    "pbx_cpu_pct_steady": round(steady_cpu*100, 3), "pbx_cpu_pct_per_call": round(steady_cpu*100/up, 5),
+    "pbx_rss_kib_before": $rss_before, "pbx_rss_kib_steady": $rss_steady, "pbx_rss_kib_hwm": $rss_hwm,
+    "pbx_rss_kib_per_call": round(($rss_steady - $rss_before)/up, 2),
+    "loss_pct_fwd": r["rtp_caller_to_callee"]["loss_pct"], "loss_pct_rev": r["rtp_callee_to_caller"]["loss_pct"],
+    "loadgen_cpu_pct": r["loadgen_cpu_pct"]}))
+EOF
+exit "$lg_status"
