@@ -6,15 +6,19 @@
 //! - [`session`]: one call's media: two legs, each a socket pair and a
 //!   sans-IO [`media::rtp::RtpRelay`] for what arrives on it, driven by one
 //!   tokio task per session.
+//! - [`quality`]: what each phone reports in RTCP about the media it
+//!   receives (loss, jitter) and the PBX↔phone round-trip time, per leg.
 //!
 //! The protocol logic (latching, SSRC/sequence continuity, media timeout)
 //! lives in `media::rtp::relay`; this crate only owns sockets, tasks and the
 //! real clock.
 
 pub mod pool;
+pub mod quality;
 pub mod session;
 
 pub use pool::{PortLease, PortPair, PortPool, PortRange};
+pub use quality::{RtcpMonitor, RtcpQuality};
 pub use session::{Leg, LegSetup, LegStats, RelaySession, SessionEvent, SessionStats};
 
 use std::net::IpAddr;

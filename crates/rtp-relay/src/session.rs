@@ -17,6 +17,12 @@
 //! wake-up. Sends use `try_send_to`: a full socket buffer drops the packet
 //! (counted) instead of stalling the other direction, as real-time media
 //! prefers.
+//!
+//! Quality: every RTCP compound packet a phone sends (either path) goes
+//! through its leg's [`RtcpMonitor`] before being relayed, and every one
+//! relayed towards a phone is noted by that phone's monitor, so
+//! [`LegStats::quality`] holds what the phone reports about the media it
+//! receives (loss, jitter) and the PBX↔phone round-trip time.
 
 use std::io;
 use std::net::SocketAddr;
@@ -30,6 +36,7 @@ use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::pool::{PortLease, PortPair};
+use crate::quality::{RtcpMonitor, RtcpQuality};
 
 /// Largest datagram relayed intact; longer ones are truncated by the OS.
 /// Media over UDP stays under the path MTU.
@@ -80,7 +87,7 @@ pub struct SessionEvent {
 }
 
 /// Counters of one leg: what arrived on its sockets and what happened to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LegStats {
     /// The sans-IO relay's counters (RTP in, forwarded, dropped).
     pub relay: RelayCounters,
@@ -96,10 +103,13 @@ pub struct LegStats {
     pub send_failed: u64,
     /// Receive errors other than `WouldBlock`.
     pub recv_errors: u64,
+    /// What the leg's phone reports in RTCP about the media it receives
+    /// from the PBX, and the PBX↔phone round-trip time.
+    pub quality: RtcpQuality,
 }
 
 /// Counters of both legs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct SessionStats {
     /// Leg A.
     pub a: LegStats,
@@ -144,7 +154,13 @@ impl RelaySession {
     ) -> Result<(Self, mpsc::UnboundedReceiver<SessionEvent>), Error> {
         let now = Instant::now();
         let local = [a.ports.rtp_addr(), b.ports.rtp_addr()];
-        let legs = [LegIo::new(a, now)?, LegIo::new(b, now)?];
+        // Each phone receives what the other leg's relay sends, under that
+        // relay's outgoing SSRC.
+        let (ssrc_to_b, ssrc_to_a) = (a.relay.out_ssrc, b.relay.out_ssrc);
+        let legs = [
+            LegIo::new(a, ssrc_to_a, now)?,
+            LegIo::new(b, ssrc_to_b, now)?,
+        ];
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(SessionStats::default()));
@@ -217,18 +233,23 @@ struct LegIo {
     relay: RtpRelay,
     /// Source of RTCP on the odd port, latched like RTP.
     rtcp_remote: Option<SocketAddr>,
+    /// What the phone reports in RTCP, and SRs relayed to it.
+    monitor: RtcpMonitor,
     stats: LegStats,
     _lease: PortLease,
 }
 
 impl LegIo {
-    fn new(setup: LegSetup, now: Instant) -> io::Result<Self> {
+    /// `media_ssrc`: the SSRC of the RTP the phone receives from the relay.
+    fn new(setup: LegSetup, media_ssrc: u32, now: Instant) -> io::Result<Self> {
         let (rtp, rtcp, lease) = setup.ports.into_parts();
+        let monitor = RtcpMonitor::new(setup.relay.clock_rate, Some(media_ssrc));
         Ok(Self {
             rtp: UdpSocket::from_std(rtp)?,
             rtcp: UdpSocket::from_std(rtcp)?,
             relay: RtpRelay::new(setup.relay, now),
             rtcp_remote: None,
+            monitor,
             stats: LegStats::default(),
             _lease: lease,
         })
@@ -340,12 +361,13 @@ impl Worker {
                     continue;
                 }
             };
-            let (len, rtcp) = match rx
-                .relay
-                .handle_packet(src, &mut self.buf[..n], Instant::now())
-            {
+            let now = Instant::now();
+            let (len, rtcp) = match rx.relay.handle_packet(src, &mut self.buf[..n], now) {
                 Action::Forward(len) => (len, false),
-                Action::Rtcp(len) => (len, true),
+                Action::Rtcp(len) => {
+                    rx.monitor.on_rtcp_from_phone(&self.buf[..len], now);
+                    (len, true)
+                }
                 Action::Drop(reason) => {
                     tracing::trace!(?reason, %src, "RTP datagram dropped");
                     continue;
@@ -356,7 +378,11 @@ impl Worker {
                 continue;
             };
             match tx.rtp.try_send_to(&self.buf[..len], dst) {
-                Ok(_) if rtcp => rx.stats.rtcp_forwarded += 1,
+                Ok(_) if rtcp => {
+                    rx.stats.rtcp_forwarded += 1;
+                    tx.monitor
+                        .on_rtcp_to_phone(&self.buf[..len], Instant::now());
+                }
                 Ok(_) => {}
                 Err(_) => rx.stats.send_failed += 1,
             }
@@ -390,12 +416,17 @@ impl Worker {
                 rx.stats.rtcp_dropped += 1;
                 continue;
             }
+            rx.monitor
+                .on_rtcp_from_phone(&self.buf[..n], Instant::now());
             let Some(dst) = tx.rtcp_destination() else {
                 rx.stats.no_destination += 1;
                 continue;
             };
             match tx.rtcp.try_send_to(&self.buf[..n], dst) {
-                Ok(_) => rx.stats.rtcp_forwarded += 1,
+                Ok(_) => {
+                    rx.stats.rtcp_forwarded += 1;
+                    tx.monitor.on_rtcp_to_phone(&self.buf[..n], Instant::now());
+                }
                 Err(_) => rx.stats.send_failed += 1,
             }
         }
@@ -413,6 +444,7 @@ impl Worker {
             }
             leg.stats.relay = *leg.relay.counters();
             leg.stats.latched = leg.relay.latched();
+            leg.stats.quality = leg.monitor.quality();
         }
         let mut shared = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         shared.a = self.legs[0].stats;

@@ -5,7 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use media::rtp::{RelayConfig, RelayEvent, RtpHeader, RtpPacket};
+use media::rtp::rtcp::{write_receiver_report, write_sender_report};
+use media::rtp::{NtpTime, RelayConfig, RelayEvent, ReportBlock, RtpHeader, RtpPacket, SenderInfo};
 use rtp_relay::{Leg, LegSetup, PortPool, PortRange, RelaySession, SessionEvent, SessionStats};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -449,4 +450,218 @@ async fn ipv6_loopback_session() {
     assert_eq!(RtpPacket::parse(&p).unwrap().payload(), b"v6");
     session.close().await;
     assert_eq!(pool.available(), pool.capacity());
+}
+
+fn receiver_report(reporter: u32, blocks: &[ReportBlock]) -> Vec<u8> {
+    let mut out = vec![0; 1500];
+    let n = write_receiver_report(reporter, blocks, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+fn sender_report(sender: u32, ntp: u64, blocks: &[ReportBlock]) -> Vec<u8> {
+    let mut out = vec![0; 1500];
+    let info = SenderInfo {
+        ssrc: sender,
+        ntp: NtpTime(ntp),
+        rtp_timestamp: 160,
+        packet_count: 1,
+        octet_count: 160,
+    };
+    let n = write_sender_report(&info, blocks, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+/// Latches both legs: one RTP packet each way.
+async fn latch_both(c: &Call) {
+    let (to_a, to_b) = (c.session.local_addr(Leg::A), c.session.local_addr(Leg::B));
+    c.phone_a
+        .send_to(&rtp(0x1234, 1, 0, b"a"), to_a)
+        .await
+        .unwrap();
+    recv(&c.phone_b).await;
+    c.phone_b
+        .send_to(&rtp(0x5678, 1, 0, b"b"), to_b)
+        .await
+        .unwrap();
+    recv(&c.phone_a).await;
+}
+
+#[tokio::test]
+async fn leg_quality_reflects_report_blocks_on_both_rtcp_paths() {
+    let c = call(22900, None).await;
+    latch_both(&c).await;
+    let (to_a, to_b) = (c.session.local_addr(Leg::A), c.session.local_addr(Leg::B));
+
+    // Phone B, muxed on its RTP port, reports on the stream it receives
+    // (the relay's SSRC towards B): 25 % lost, 7 in all, 160 units = 20 ms.
+    let about_b = ReportBlock {
+        ssrc: OUT_SSRC_TO_B,
+        fraction_lost: 64,
+        cumulative_lost: 7,
+        jitter: 160,
+        highest_seq: 40_010,
+        ..ReportBlock::default()
+    };
+    // A block about an SSRC B never received RTP from is not counted.
+    let stray = ReportBlock {
+        ssrc: 0x1234,
+        fraction_lost: 255,
+        cumulative_lost: 999,
+        jitter: 9999,
+        ..ReportBlock::default()
+    };
+    let rr_b = receiver_report(0x5678, &[about_b, stray]);
+    c.phone_b.send_to(&rr_b, to_b).await.unwrap();
+    assert_eq!(recv(&c.phone_a).await, rr_b, "relayed untouched");
+
+    // Phone A, on the odd port, in an SR: 50 %, 3 in all, 40 units = 5 ms.
+    let about_a = ReportBlock {
+        ssrc: OUT_SSRC_TO_A,
+        fraction_lost: 128,
+        cumulative_lost: 3,
+        jitter: 40,
+        ..ReportBlock::default()
+    };
+    let sr_a = sender_report(0x1234, 1 << 40, &[about_a]);
+    let rtcp_a = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let mut odd_a = to_a;
+    odd_a.set_port(to_a.port() + 1);
+    rtcp_a.send_to(&sr_a, odd_a).await.unwrap();
+
+    let stats = stats_until(&c.session, |s| {
+        s.a.quality.reports == 1 && s.b.quality.reports == 1
+    })
+    .await;
+    let (qa, qb) = (stats.a.quality, stats.b.quality);
+    assert_eq!(qb.reports, 1, "{qb:?}");
+    assert_eq!(qb.fraction_lost, 0.25);
+    assert_eq!(qb.cumulative_lost, 7);
+    assert_eq!(qb.jitter_ms, 20.0);
+    assert_eq!(qa.reports, 1, "{qa:?}");
+    assert_eq!(qa.fraction_lost, 0.5);
+    assert_eq!(qa.cumulative_lost, 3);
+    assert_eq!(qa.jitter_ms, 5.0);
+    assert_eq!((qa.rtt_ms, qb.rtt_ms), (None, None), "no SR answered yet");
+
+    // A later report replaces the figures; invalid RTCP changes nothing.
+    let better = ReportBlock {
+        fraction_lost: 0,
+        cumulative_lost: 8,
+        jitter: 8,
+        ..about_b
+    };
+    c.phone_b
+        .send_to(&[0x80, 201, 0, 7, 0, 0, 0, 1], to_b)
+        .await
+        .unwrap();
+    c.phone_b
+        .send_to(&receiver_report(0x5678, &[better]), to_b)
+        .await
+        .unwrap();
+    let stats = stats_until(&c.session, |s| s.b.quality.reports == 2).await;
+    let qb = stats.b.quality;
+    assert_eq!(qb.reports, 2, "{qb:?}");
+    assert_eq!(qb.fraction_lost, 0.0);
+    assert_eq!(qb.cumulative_lost, 8);
+    assert_eq!(qb.jitter_ms, 1.0);
+    let closed = c.session.close().await;
+    assert_eq!(closed.b.quality, qb, "final stats keep the quality");
+}
+
+/// The RTT a leg's monitor measured must be `hold - dlsr` plus loopback and
+/// scheduling delay: at least `hold - dlsr` (less a compact-NTP unit), at
+/// most 50 ms more.
+fn assert_rtt(rtt: Option<f64>, hold: Duration, dlsr: Duration) {
+    let floor = (hold.as_secs_f64() - dlsr.as_secs_f64()) * 1000.0;
+    let rtt = rtt.expect("no RTT measured");
+    assert!(
+        rtt >= floor - 0.1 && rtt <= floor + 50.0,
+        "rtt {rtt} ms, expected {floor}..{} ms",
+        floor + 50.0
+    );
+}
+
+#[tokio::test]
+async fn rtt_per_leg_from_lsr_and_dlsr_of_relayed_sender_reports() {
+    let c = call(22920, None).await;
+    latch_both(&c).await;
+    let (to_a, to_b) = (c.session.local_addr(Leg::A), c.session.local_addr(Leg::B));
+    let dlsr = Duration::from_millis(50);
+    let dlsr_units = 3277; // 50 ms in 1/65536 s, rounded up
+    let hold = Duration::from_millis(120);
+
+    // Leg B, muxed: A's SR goes to B, B answers after `hold` claiming DLSR.
+    let ntp_a = 0xE000_0000_1234_5678;
+    c.phone_a
+        .send_to(&sender_report(0x1234, ntp_a, &[]), to_a)
+        .await
+        .unwrap();
+    recv(&c.phone_b).await;
+    let got_sr = tokio::time::Instant::now();
+    tokio::time::sleep(hold).await;
+    let answer = ReportBlock {
+        ssrc: 0x1234, // filed under the SR's sender, as phones do
+        lsr: NtpTime(ntp_a).compact(),
+        dlsr: dlsr_units,
+        ..ReportBlock::default()
+    };
+    c.phone_b
+        .send_to(&receiver_report(0x5678, &[answer]), to_b)
+        .await
+        .unwrap();
+    let held_b = got_sr.elapsed();
+    recv(&c.phone_a).await;
+
+    // Leg A, on the odd ports: B's SR goes to A's RTP port + 1; A answers
+    // from its own odd-port socket.
+    let rtcp_b = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let mut odd_b = to_b;
+    odd_b.set_port(to_b.port() + 1);
+    let phone_a_rtcp =
+        UdpSocket::bind((LOCALHOST, c.phone_a.local_addr().unwrap().port() + 1)).await;
+    let ntp_b = 0xE000_0001_8765_4321;
+    rtcp_b
+        .send_to(&sender_report(0x5678, ntp_b, &[]), odd_b)
+        .await
+        .unwrap();
+    match &phone_a_rtcp {
+        Ok(s) => drop(recv(s).await),
+        // Port taken: the send happened before the counter moved.
+        Err(_) => drop(stats_until(&c.session, |s| s.b.rtcp_forwarded == 1).await),
+    }
+    let got_sr = tokio::time::Instant::now();
+    tokio::time::sleep(hold).await;
+    let answer = ReportBlock {
+        ssrc: OUT_SSRC_TO_A,
+        lsr: NtpTime(ntp_b).compact(),
+        dlsr: dlsr_units,
+        ..ReportBlock::default()
+    };
+    let mut odd_a = to_a;
+    odd_a.set_port(to_a.port() + 1);
+    let rtcp_a = match phone_a_rtcp {
+        Ok(s) => s,
+        Err(_) => UdpSocket::bind((LOCALHOST, 0)).await.unwrap(),
+    };
+    rtcp_a
+        .send_to(&receiver_report(0x1234, &[answer]), odd_a)
+        .await
+        .unwrap();
+    let held_a = got_sr.elapsed();
+
+    let stats = stats_until(&c.session, |s| {
+        s.a.quality.rtt_ms.is_some() && s.b.quality.rtt_ms.is_some()
+    })
+    .await;
+    assert_rtt(stats.b.quality.rtt_ms, held_b, dlsr);
+    assert_rtt(stats.a.quality.rtt_ms, held_a, dlsr);
+    assert_eq!(stats.b.quality.max_rtt_ms, stats.b.quality.rtt_ms);
+    // B's answer was about the far phone's SSRC, not the relayed stream.
+    assert_eq!(stats.b.quality.reports, 0);
+    assert_eq!(stats.a.quality.reports, 1);
+    // The final counters keep the round-trip times.
+    let stats = c.session.close().await;
+    assert!(stats.a.quality.rtt_ms.is_some() && stats.b.quality.rtt_ms.is_some());
 }

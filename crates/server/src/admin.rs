@@ -163,17 +163,34 @@ pub async fn cdr(cfg: &Config, cmd: CdrCommand) -> anyhow::Result<()> {
     };
     writeln!(
         out,
-        "{:<20} {:<8} {:<10} {:<10} {:>9} {:>8} {:<11} {:<6} {:<26} CALL-ID",
-        "START", "LEG", "CALLER", "CALLEE", "DURATION", "BILLSEC", "DISPOSITION", "CODEC", "CAUSE"
+        "{:<20} {:<8} {:<10} {:<14} {:>9} {:>8} {:<11} {:<6} {:<10} {:<26} {:<34} CALL-ID",
+        "START",
+        "LEG",
+        "CALLER",
+        "CALLEE",
+        "DURATION",
+        "BILLSEC",
+        "DISPOSITION",
+        "CODEC",
+        "TRUNK",
+        "CAUSE",
+        "RTCP"
     )?;
     for r in rows {
         let cause = r
             .hangup_cause
             .map(|c| format!("{} {}", c.code, c.reason))
             .unwrap_or_default();
+        let rtcp = r.quality.map_or("-".to_string(), |q| {
+            let rtt = q.rtt_ms.map_or("-".to_string(), |r| format!("{r:.1}ms"));
+            format!(
+                "loss={:.1}% jitter={:.1}ms rtt={rtt}",
+                q.loss_pct, q.jitter_ms
+            )
+        });
         writeln!(
             out,
-            "{:<20} {:<8} {:<10} {:<10} {:>9.1} {:>8.1} {:<11} {:<6} {:<26} {}",
+            "{:<20} {:<8} {:<10} {:<14} {:>9.1} {:>8.1} {:<11} {:<6} {:<10} {:<26} {:<34} {}",
             time(r.start_at),
             r.leg_id,
             r.caller,
@@ -182,7 +199,9 @@ pub async fn cdr(cfg: &Config, cmd: CdrCommand) -> anyhow::Result<()> {
             r.billsec_ms as f64 / 1000.0,
             r.disposition.as_str(),
             r.codec.as_deref().unwrap_or("-"),
+            r.trunk.as_deref().unwrap_or("-"),
             cause,
+            rtcp,
             r.call_id
         )?;
     }

@@ -148,6 +148,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let restored = bindings.len();
     sip_core.registrar_mut().restore(bindings, core::unix_ms());
     info!(bindings = restored, "registrations restored");
+    sip_core.start(Instant::now(), core::unix_ms());
     let sip_core = core::SharedCore::new(sip_core);
     let stop_writer = std::sync::Arc::new(tokio::sync::Notify::new());
     let writer = tokio::spawn(storage::run_writer(

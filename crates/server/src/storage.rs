@@ -14,7 +14,7 @@ use pbx::registrar::{Binding, BindingKey, ChangeKind};
 use sip::transaction::Transport;
 use store::{
     AuditEvent, AuditOutcome, Disposition, HangupCause, MasterKey, NewAuditEntry, NewBinding,
-    NewCallRecord, NewExtension, NewRegistrationEvent, RegistrationEventKind, Store,
+    NewCallRecord, NewExtension, NewRegistrationEvent, RegistrationEventKind, RtcpQuality, Store,
 };
 use tracing::{error, info, warn};
 
@@ -157,6 +157,18 @@ pub async fn open(cfg: &Config) -> anyhow::Result<Store> {
                 .with_context(|| format!("extension {} from the configuration", e.number))?;
         }
         ext.set_password(&user, &cfg.sip.realm, &e.password).await?;
+        if let Some(class) = e.permission {
+            let permission = match class {
+                crate::config::ClassName::Internal => CallPermission::Internal,
+                crate::config::ClassName::National => CallPermission::National,
+                crate::config::ClassName::International => CallPermission::International,
+            };
+            let update = store::ExtensionUpdate {
+                permission: Some(permission),
+                ..Default::default()
+            };
+            ext.update(&e.number, &update).await?;
+        }
     }
     Ok(store)
 }
@@ -308,7 +320,10 @@ fn audit_entry(ev: GuardEvent) -> NewAuditEntry {
 }
 
 /// The two CDR rows of a call: leg A (caller) and leg B (callee), linked.
-fn call_records(end: &pbx::call::CallEnd) -> Vec<NewCallRecord> {
+fn call_records(
+    end: &pbx::call::CallEnd,
+    quality: [Option<rtp_relay::RtcpQuality>; 2],
+) -> Vec<NewCallRecord> {
     use pbx::call::Disposition as D;
     let disposition = match end.disposition {
         D::Answered => Disposition::Answered,
@@ -317,25 +332,34 @@ fn call_records(end: &pbx::call::CallEnd) -> Vec<NewCallRecord> {
         D::Failed => Disposition::Failed,
         D::Cancelled => Disposition::Cancelled,
     };
-    let leg = |call_id: &str, leg_id: &str, linked: &str| NewCallRecord {
-        call_id: call_id.to_owned(),
-        leg_id: format!("{}-{leg_id}", end.id),
-        linked_id: Some(format!("{}-{linked}", end.id)),
-        caller: end.parties.caller.clone(),
-        callee: end.parties.callee.clone(),
-        trunk: None,
-        start_at: end.start as i64,
-        answer_at: end.answer.map(|a| a as i64),
-        end_at: end.end as i64,
-        disposition,
-        hangup_cause: Some(HangupCause {
-            code: end.cause.0,
-            reason: end.cause.1.clone(),
-        }),
-        codec: end.codec.clone(),
-        quality: None,
+    let leg = |call_id: &str, leg_id: &str, linked: &str, q: Option<rtp_relay::RtcpQuality>| {
+        NewCallRecord {
+            call_id: call_id.to_owned(),
+            leg_id: format!("{}-{leg_id}", end.id),
+            linked_id: Some(format!("{}-{linked}", end.id)),
+            caller: end.parties.caller.clone(),
+            callee: end.parties.callee.clone(),
+            trunk: end.trunk.clone(),
+            start_at: end.start as i64,
+            answer_at: end.answer.map(|a| a as i64),
+            end_at: end.end as i64,
+            disposition,
+            hangup_cause: Some(HangupCause {
+                code: end.cause.0,
+                reason: end.cause.1.clone(),
+            }),
+            codec: end.codec.clone(),
+            quality: q.map(|q| RtcpQuality {
+                loss_pct: q.fraction_lost * 100.0,
+                jitter_ms: q.jitter_ms,
+                rtt_ms: q.rtt_ms,
+            }),
+        }
     };
-    vec![leg(&end.a_call_id, "a", "b"), leg(&end.b_call_id, "b", "a")]
+    vec![
+        leg(&end.a_call_id, "a", "b", quality[0]),
+        leg(&end.b_call_id, "b", "a", quality[1]),
+    ]
 }
 
 /// Pending writes, coalesced: the last state of each binding wins.
@@ -401,7 +425,7 @@ impl Batch {
                 }
             }
             Persist::Audit(ev) => self.audit.push(audit_entry(ev)),
-            Persist::Cdr(end) => self.cdrs.extend(call_records(&end)),
+            Persist::Cdr(end, quality) => self.cdrs.extend(call_records(&end, quality)),
         }
     }
 

@@ -207,6 +207,7 @@ fn baresip_call_through_pbx_carries_audio() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(cdr.matches("ANSWERED").count(), 2, "CDR legs:\n{cdr}");
+    eprintln!("{cdr}");
     assert!(cdr.contains("PCMU") || cdr.contains("PCMA"), "{cdr}");
     let log = pbx.log();
     let relayed = log

@@ -27,17 +27,22 @@ enum ForkState {
     Failed(u16, String),
 }
 
-/// One INVITE towards one contact of the callee.
+/// One INVITE towards one destination.
 #[derive(Debug)]
 pub(super) struct Fork {
     key: TransactionKey,
     request: Request,
     dest: Remote,
+    target: Target,
     state: ForkState,
     /// §9.1: a CANCEL waits for a provisional response.
     cancel_on_provisional: bool,
+    /// CSeq of the current INVITE.
+    invite_seq: u32,
     /// Highest CSeq used in this fork (PRACKs count up from the INVITE's).
     seq: u32,
+    /// Whether a challenge was answered already (a second one fails).
+    authenticated: bool,
 }
 
 impl Fork {
@@ -50,11 +55,43 @@ impl Fork {
 const CANCEL_REASON_ANSWERED: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
 
 impl Call {
-    /// Sends the INVITE to one contact.
-    pub(super) fn ring(&mut self, target: Target, max_forwards: u32) {
-        let Ok(uri) = Uri::parse(Bytes::from(target.uri.clone())) else {
+    /// Sends the INVITE to one destination.
+    pub(super) fn ring(&mut self, target: Target) {
+        let Some(request) = self.b_invite(&target, 1, None) else {
             return;
         };
+        let Ok(key) = TransactionKey::for_outgoing(&request) else {
+            return;
+        };
+        if target.trunk.is_some() {
+            self.trunk = target.trunk.clone();
+        }
+        self.out.push_back(Output::Request {
+            request: request.clone(),
+            dest: target.dest,
+        });
+        self.forks.push(Fork {
+            key,
+            request,
+            dest: target.dest,
+            target,
+            state: ForkState::Calling,
+            cancel_on_provisional: false,
+            invite_seq: 1,
+            seq: 1,
+            authenticated: false,
+        });
+    }
+
+    /// The B leg's INVITE to `target` with CSeq `seq` and, when answering
+    /// a challenge, its credentials header.
+    fn b_invite(
+        &mut self,
+        target: &Target,
+        seq: u32,
+        auth: Option<(HeaderName, String)>,
+    ) -> Option<Request> {
+        let uri = Uri::parse(Bytes::from(target.uri.clone())).ok()?;
         let branch = self.next_branch();
         let transport = target.dest.transport.as_str();
         let p = &self.parties;
@@ -63,6 +100,14 @@ impl Call {
             .as_deref()
             .map(|n| format!("\"{}\" ", n.replace(['"', '\\'], "")))
             .unwrap_or_default();
+        let from_uri = target
+            .from_uri
+            .clone()
+            .unwrap_or_else(|| format!("sip:{}@{}", p.caller, p.domain));
+        let to_uri = target
+            .to_uri
+            .clone()
+            .unwrap_or_else(|| format!("sip:{}@{}", p.callee, p.domain));
         let mut headers = Headers::new();
         headers.push(
             HeaderName::Via,
@@ -71,17 +116,14 @@ impl Call {
                 self.b_local.sip
             ),
         );
-        headers.push(HeaderName::MaxForwards, max_forwards.to_string());
+        headers.push(HeaderName::MaxForwards, self.max_forwards.to_string());
         headers.push(
             HeaderName::From,
-            format!(
-                "{display}<sip:{}@{}>;tag={}",
-                p.caller, p.domain, self.b_tag
-            ),
+            format!("{display}<{from_uri}>;tag={}", self.b_tag),
         );
-        headers.push(HeaderName::To, format!("<sip:{}@{}>", p.callee, p.domain));
+        headers.push(HeaderName::To, format!("<{to_uri}>"));
         headers.push(HeaderName::CallId, self.b_call_id.clone());
-        headers.push(HeaderName::CSeq, Bytes::from_static(b"1 INVITE"));
+        headers.push(HeaderName::CSeq, format!("{seq} INVITE"));
         headers.push(
             HeaderName::Contact,
             format!(
@@ -92,6 +134,9 @@ impl Call {
         );
         headers.push(HeaderName::Allow, ALLOW);
         headers.push(HeaderName::Supported, Bytes::from_static(b"100rel"));
+        if let Some((name, value)) = auth {
+            headers.push(name, value);
+        }
         let body = self.b_offer.clone().unwrap_or_default();
         if !body.is_empty() {
             headers.push(
@@ -99,27 +144,69 @@ impl Call {
                 Bytes::from_static(b"application/sdp"),
             );
         }
-        let request = Request {
+        Some(Request {
             method: Method::Invite,
             uri,
             headers,
             body,
+        })
+    }
+
+    /// Answers a 401/407 from a destination we hold credentials for:
+    /// the INVITE again with CSeq + 1 and the digest (RFC 3261 §22.2).
+    /// Returns false when the challenge cannot be answered.
+    fn answer_challenge(&mut self, index: usize, resp: &Response) -> bool {
+        let fork = &self.forks[index];
+        let Some(creds) = fork.target.credentials.clone() else {
+            return false;
+        };
+        if fork.authenticated || self.phase != Phase::Ringing {
+            return false;
+        }
+        let (challenge_header, answer_header) = if resp.status.0 == 407 {
+            (
+                HeaderName::ProxyAuthenticate,
+                HeaderName::ProxyAuthorization,
+            )
+        } else {
+            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+        };
+        let Some(challenge) = resp
+            .headers
+            .get_all(&challenge_header)
+            .find_map(|v| crate::trunk::Challenge::parse(v))
+        else {
+            return false;
+        };
+        let target = fork.target.clone();
+        let seq = fork.seq + 1;
+        let cnonce = self.next_token();
+        let value = challenge.answer(
+            &creds.username,
+            &creds.password,
+            "INVITE",
+            &target.uri,
+            1,
+            &cnonce,
+        );
+        let Some(request) = self.b_invite(&target, seq, Some((answer_header, value))) else {
+            return false;
         };
         let Ok(key) = TransactionKey::for_outgoing(&request) else {
-            return;
+            return false;
         };
         self.out.push_back(Output::Request {
             request: request.clone(),
             dest: target.dest,
         });
-        self.forks.push(Fork {
-            key,
-            request,
-            dest: target.dest,
-            state: ForkState::Calling,
-            cancel_on_provisional: false,
-            seq: 1,
-        });
+        let fork = &mut self.forks[index];
+        fork.key = key;
+        fork.request = request;
+        fork.invite_seq = seq;
+        fork.seq = seq;
+        fork.authenticated = true;
+        fork.state = ForkState::Calling;
+        true
     }
 
     /// Sends CANCEL to every fork still ringing (or arms it for forks that
@@ -162,6 +249,7 @@ impl Call {
             100 => {}
             101..=199 => self.fork_provisional(index, resp),
             200..=299 => self.fork_answered(index, resp, now),
+            401 | 407 if self.answer_challenge(index, &resp) => {}
             _ => {
                 let reason = resp.reason_str().into_owned();
                 self.fork_failed(index, status, reason, now);
@@ -259,9 +347,10 @@ impl Call {
         };
         let mut prack = early.request_with_seq(Method::Prack, fork.seq, &branch);
         prack.headers.remove(&HeaderName::Contact);
-        prack
-            .headers
-            .push(HeaderName::RAck, format!("{rseq} 1 INVITE"));
+        prack.headers.push(
+            HeaderName::RAck,
+            format!("{rseq} {} INVITE", fork.invite_seq),
+        );
         self.out.push_back(Output::Request {
             request: prack,
             dest: fork.dest,
@@ -280,6 +369,8 @@ impl Call {
         }
         let fork = &mut self.forks[index];
         fork.state = ForkState::Answered;
+        let invite_seq = fork.invite_seq;
+        let trunk = fork.target.trunk.clone();
         let dialog = Dialog {
             call_id: self.b_call_id.clone(),
             local_tag: self.b_tag.clone(),
@@ -313,7 +404,7 @@ impl Call {
             // confirm and release it at once.
             let mut late = dialog;
             let branch = self.next_branch();
-            let ack = late.request_with_seq(Method::Ack, 1, &branch);
+            let ack = late.request_with_seq(Method::Ack, invite_seq, &branch);
             let branch = self.next_branch();
             let bye = late.request(Method::Bye, &branch);
             self.out.push_back(Output::Stateless {
@@ -327,6 +418,8 @@ impl Call {
             return;
         }
         self.cancel_forks("answered");
+        self.b_invite_seq = invite_seq;
+        self.trunk = trunk;
         // The answer (or, for a caller without offer, B's offer) for A.
         let allowed = (!self.a_had_offer).then(|| self.config.codecs.clone());
         let mut to_a = self.a_response(200, "OK");
@@ -377,7 +470,7 @@ impl Call {
     pub(super) fn send_ack_b(&mut self, body: Option<Bytes>) {
         let branch = self.next_branch();
         let Some(b) = &self.b else { return };
-        let mut ack = b.request_with_seq(Method::Ack, 1, &branch);
+        let mut ack = b.request_with_seq(Method::Ack, self.b_invite_seq, &branch);
         if let Some(body) = body {
             ack.headers.push(
                 HeaderName::ContentType,
@@ -410,6 +503,14 @@ impl Call {
             .collect();
         let (status, reason) = best_failure(&failures);
         let reason = reason.to_owned();
+        // Trunk failover: a server failure or silence moves to the next
+        // destination; a definite answer (busy, not found...) does not.
+        let retry =
+            (500..600).contains(&status) || failures.iter().all(|(s, _)| *s == 408 || *s == 480);
+        if retry && let Some(next) = self.failover.pop_front() {
+            self.ring(next);
+            return;
+        }
         let disposition = match status {
             486 | 600 | 603 => Disposition::Busy,
             _ => Disposition::Failed,

@@ -94,13 +94,51 @@ pub struct LocalAddrs {
     pub media: SocketAddr,
 }
 
-/// One registered contact of the callee to ring.
+/// One destination to ring: a registered contact of the callee, or a trunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Request-URI (the contact).
     pub uri: String,
     /// Where to send (the registrar's target, NAT-aware).
     pub dest: Remote,
+    /// To header URI; default `sip:CALLEE@DOMAIN`.
+    pub to_uri: Option<String>,
+    /// From header URI (caller ID towards a trunk); default
+    /// `sip:CALLER@DOMAIN`.
+    pub from_uri: Option<String>,
+    /// Credentials for a 401/407 from this destination (trunks).
+    pub credentials: Option<TargetAuth>,
+    /// The trunk's name, for the CDR.
+    pub trunk: Option<String>,
+}
+
+impl Target {
+    /// A registered contact.
+    pub fn contact(uri: String, dest: Remote) -> Target {
+        Target {
+            uri,
+            dest,
+            to_uri: None,
+            from_uri: None,
+            credentials: None,
+            trunk: None,
+        }
+    }
+}
+
+/// Digest credentials the PBX answers a challenge with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TargetAuth {
+    /// Username.
+    pub username: String,
+    /// Password (never logged).
+    pub password: String,
+}
+
+impl std::fmt::Debug for TargetAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TargetAuth({}, <redacted>)", self.username)
+    }
 }
 
 /// Who is calling whom.
@@ -135,8 +173,13 @@ pub struct NewCall {
     pub b_local: LocalAddrs,
     /// Parties.
     pub parties: Parties,
-    /// Contacts to ring (at least one).
+    /// Destinations to ring in parallel (at least one).
     pub targets: Vec<Target>,
+    /// Destinations tried one after the other when every earlier one
+    /// failed with 5xx, 408 or no answer at all (trunk failover).
+    pub failover: Vec<Target>,
+    /// The trunk leg A came in on, if any (for the CDR).
+    pub trunk: Option<String>,
     /// Prefix of every Via branch this PBX writes (loop detection).
     pub branch_prefix: String,
 }
@@ -193,6 +236,8 @@ pub struct CallEnd {
     pub cause: (u16, String),
     /// Codec in use (from the answer).
     pub codec: Option<String>,
+    /// Trunk of the B leg, if it went out through one.
+    pub trunk: Option<String>,
 }
 
 /// What the call asks the server to do.
@@ -262,7 +307,13 @@ pub struct Call {
     b_origin: Origin,
     b_offer: Option<Bytes>,
     forks: Vec<forks::Fork>,
+    failover: VecDeque<Target>,
+    max_forwards: u32,
+    /// Trunk of the answering (or last tried) destination.
+    trunk: Option<String>,
     b: Option<Dialog>,
+    /// CSeq of the INVITE that B answered (its ACK reuses it).
+    b_invite_seq: u32,
     /// The ACK for B's 2xx waits for A's ACK when the offer came in B's 2xx.
     b_ack_deferred: Option<u32>,
     a_local: LocalAddrs,
@@ -331,7 +382,11 @@ impl Call {
             b_origin: Origin::new(splitmix(new.seed ^ 1) >> 16),
             b_offer: None,
             forks: Vec::new(),
+            failover: new.failover.into_iter().collect(),
+            max_forwards: 70,
+            trunk: new.trunk,
             b: None,
+            b_invite_seq: 1,
             b_ack_deferred: None,
             a_local: new.a_local,
             in_dialog: in_dialog::Pending::default(),
@@ -373,13 +428,13 @@ impl Call {
             call.reject(480, "Temporarily Unavailable", Disposition::Failed, now);
             return call;
         }
-        let max_forwards = h
+        call.max_forwards = h
             .get_str(&HeaderName::MaxForwards)
             .and_then(|v| v.trim().parse::<u32>().ok())
             .unwrap_or(70)
             .saturating_sub(1);
         for target in new.targets {
-            call.ring(target, max_forwards);
+            call.ring(target);
         }
         call
     }
@@ -578,6 +633,7 @@ impl Call {
             disposition,
             cause: (code, text.to_owned()),
             codec: self.codec.clone(),
+            trunk: self.trunk.clone(),
         };
         self.out.push_back(Output::Ended(end));
     }

@@ -59,11 +59,15 @@ fn start(targets: usize, now: Instant) -> Call {
             domain: "pbx".into(),
         },
         targets: (0..targets)
-            .map(|i| Target {
-                uri: format!("sip:1002@192.0.2.{}:5060", 10 + i),
-                dest: remote(10 + i as u16),
+            .map(|i| {
+                Target::contact(
+                    format!("sip:1002@192.0.2.{}:5060", 10 + i),
+                    remote(10 + i as u16),
+                )
             })
             .collect(),
+        failover: vec![],
+        trunk: None,
         branch_prefix: "z9hG4bKpbx".into(),
     };
     Call::start(new, CallConfig::default(), now, 1_000_000)
@@ -312,6 +316,8 @@ fn bad_offers_are_refused() {
         b_local: call.b_local,
         parties: call.parties.clone(),
         targets: vec![],
+        failover: vec![],
+        trunk: None,
         branch_prefix: "z9hG4bKpbx".into(),
     };
     let mut bad = Call::start(new, CallConfig::default(), t0, 0);
@@ -376,4 +382,106 @@ fn hold_reinvite_is_forwarded_with_anchored_sdp() {
             .contains("a=recvonly")
     );
     assert!(out.iter().any(|o| matches!(o, Output::Stateless { message: Message::Request(r), .. } if r.method == Method::Ack)));
+}
+
+fn trunk(name: &str, host: u16) -> Target {
+    Target {
+        uri: format!("sip:0049301234@192.0.2.{host}:5060"),
+        dest: remote(host),
+        to_uri: Some(format!("sip:0049301234@192.0.2.{host}:5060")),
+        from_uri: Some("sip:+4930999@pbx.example".into()),
+        credentials: Some(TargetAuth {
+            username: "acct".into(),
+            password: "secret-pw".into(),
+        }),
+        trunk: Some(name.into()),
+    }
+}
+
+fn start_trunk_call(now: Instant) -> Call {
+    let inv = invite();
+    let key = TransactionKey::for_outgoing(&inv).unwrap();
+    let base = start(1, now);
+    let new = NewCall {
+        id: 9,
+        seed: 5,
+        invite: inv,
+        key,
+        source: remote(1),
+        a_local: base.a_local,
+        b_local: base.b_local,
+        parties: base.parties.clone(),
+        targets: vec![trunk("first", 50)],
+        failover: vec![trunk("second", 51)],
+        trunk: None,
+        branch_prefix: "z9hG4bKpbx".into(),
+    };
+    Call::start(new, CallConfig::default(), now, 0)
+}
+
+#[test]
+fn trunk_challenge_is_answered_and_5xx_fails_over() {
+    let t0 = Instant::now();
+    let mut call = start_trunk_call(t0);
+    let (inv, dest) = requests(&drain(&mut call), Method::Invite).remove(0);
+    assert_eq!(dest.addr.to_string(), "192.0.2.50:5060");
+    assert!(
+        inv.headers
+            .get_str(&HeaderName::From)
+            .unwrap()
+            .contains("sip:+4930999@pbx.example")
+    );
+    assert_eq!(inv.uri.as_str(), "sip:0049301234@192.0.2.50:5060");
+    // 407: the INVITE again, CSeq 2, with Proxy-Authorization.
+    let mut challenge = reply(&inv, 407, None);
+    challenge.headers.push(
+        HeaderName::ProxyAuthenticate,
+        Bytes::from_static(b"Digest realm=\"carrier\", nonce=\"n1\", algorithm=MD5"),
+    );
+    call.on_response(&key_of(&inv), challenge, t0);
+    let (inv2, _) = requests(&drain(&mut call), Method::Invite).remove(0);
+    assert_eq!(inv2.headers.cseq().unwrap().seq, 2);
+    assert_eq!(inv2.headers.call_id(), inv.headers.call_id());
+    let auth = inv2
+        .headers
+        .get_str(&HeaderName::ProxyAuthorization)
+        .unwrap();
+    assert!(
+        auth.contains("username=\"acct\"") && auth.contains("realm=\"carrier\""),
+        "{auth}"
+    );
+    // A second challenge is not answered again; 503 moves to the next trunk.
+    call.on_response(&key_of(&inv2), reply(&inv2, 503, None), t0);
+    let out = drain(&mut call);
+    assert!(responses(&out).is_empty(), "failover, not failure");
+    let (inv3, dest3) = requests(&out, Method::Invite).remove(0);
+    assert_eq!(dest3.addr.to_string(), "192.0.2.51:5060");
+    call.on_response(&key_of(&inv3), reply(&inv3, 200, Some(ANSWER)), t0);
+    let out = drain(&mut call);
+    assert_eq!(responses(&out)[0].status.0, 200);
+    let ack = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Stateless {
+                message: Message::Request(r),
+                ..
+            } if r.method == Method::Ack => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(ack.headers.cseq().unwrap().seq, 1);
+    call.hangup(200, "test", t0);
+    let end = ended(&drain(&mut call)).unwrap();
+    assert_eq!(end.trunk.as_deref(), Some("second"));
+}
+
+#[test]
+fn busy_from_a_trunk_does_not_fail_over() {
+    let t0 = Instant::now();
+    let mut call = start_trunk_call(t0);
+    let (inv, _) = requests(&drain(&mut call), Method::Invite).remove(0);
+    call.on_response(&key_of(&inv), reply(&inv, 486, None), t0);
+    let out = drain(&mut call);
+    assert!(requests(&out, Method::Invite).is_empty());
+    assert_eq!(responses(&out)[0].status.0, 486);
 }

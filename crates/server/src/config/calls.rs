@@ -76,3 +76,176 @@ impl Default for CallsSection {
         }
     }
 }
+
+/// A call class in the configuration.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassName {
+    /// Extensions and internal services.
+    #[default]
+    Internal,
+    /// National numbers.
+    National,
+    /// International numbers.
+    International,
+}
+
+impl ClassName {
+    /// The dialplan's class.
+    pub fn class(self) -> pbx::dialplan::CallClass {
+        match self {
+            ClassName::Internal => pbx::dialplan::CallClass::Internal,
+            ClassName::National => pbx::dialplan::CallClass::National,
+            ClassName::International => pbx::dialplan::CallClass::International,
+        }
+    }
+}
+
+/// What a dialplan rule does.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionName {
+    /// Ring the extension with the (rewritten) number.
+    Extension,
+    /// Out through `trunks`, in order (failover; the order is the cost order).
+    Trunk,
+    /// Refuse with `status`.
+    Reject,
+}
+
+/// `[[dialplan]]`: one rule; rules are tried in file order.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DialplanEntry {
+    /// Name for logs.
+    pub name: String,
+    /// `100` (exact), `prefix:9`, `_9NXXNXXXXXX` or `regex:^9(\d+)$`.
+    pub pattern: String,
+    /// The class a caller needs (default internal).
+    #[serde(default)]
+    pub class: ClassName,
+    /// Digits removed from the front.
+    #[serde(default)]
+    pub strip: usize,
+    /// Digits put in front after stripping.
+    #[serde(default)]
+    pub prepend: String,
+    /// For regex patterns: the new number, `$1`..`$9` from the captures.
+    #[serde(default)]
+    pub rewrite: Option<String>,
+    /// What to do.
+    pub action: ActionName,
+    /// For `trunk`: trunk names, tried in order.
+    #[serde(default)]
+    pub trunks: Vec<String>,
+    /// For `reject`: the SIP status (default 403).
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+/// `[[trunks]]`: a carrier or another PBX.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkEntry {
+    /// Name used by dialplan rules and CDRs.
+    pub name: String,
+    /// The peer's SIP address (`IP:PORT`, UDP).
+    pub host: std::net::SocketAddr,
+    /// Username for digest authentication and registration.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for digest authentication and registration.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Register with the peer (needs `username` and `password`).
+    #[serde(default)]
+    pub register: bool,
+    /// Registration expiry asked for, seconds.
+    #[serde(default = "default_trunk_expires")]
+    pub register_expires_s: u32,
+    /// Host part of From/To/Request-URI towards the peer (default the
+    /// peer's IP).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Caller number presented on outbound calls (default the caller's
+    /// extension number).
+    #[serde(default)]
+    pub caller_id: Option<String>,
+    /// Inbound: dialled number (DID) → extension number.
+    #[serde(default)]
+    pub dids: std::collections::BTreeMap<String, String>,
+    /// Inbound: extension for numbers not in `dids` (else 404).
+    #[serde(default)]
+    pub default_extension: Option<String>,
+}
+
+fn default_trunk_expires() -> u32 {
+    3600
+}
+
+/// Checks dialplan rules and trunks; errors name the field.
+pub fn validate_routing(
+    dialplan: &[DialplanEntry],
+    trunks: &[TrunkEntry],
+) -> Result<(), (String, String)> {
+    let fail = |field: String, msg: String| Err((field.clone(), format!("{field}: {msg}")));
+    for (i, t) in trunks.iter().enumerate() {
+        if trunks[..i].iter().any(|o| o.name == t.name) {
+            return fail(
+                format!("trunks.{i}.name"),
+                format!("{:?} is used twice", t.name),
+            );
+        }
+        if t.register && (t.username.is_none() || t.password.is_none()) {
+            return fail(
+                format!("trunks.{i}.register"),
+                "registration needs username and password".into(),
+            );
+        }
+        if t.password.is_some() != t.username.is_some() {
+            return fail(
+                format!("trunks.{i}.username"),
+                "username and password go together".into(),
+            );
+        }
+        if !(60..=86_400).contains(&t.register_expires_s) {
+            return fail(
+                format!("trunks.{i}.register_expires_s"),
+                format!("{} is outside 60..=86400", t.register_expires_s),
+            );
+        }
+    }
+    for (i, r) in dialplan.iter().enumerate() {
+        if let Err(e) = pbx::dialplan::Pattern::parse(&r.pattern) {
+            return fail(format!("dialplan.{i}.pattern"), e.to_string());
+        }
+        match r.action {
+            ActionName::Trunk if r.trunks.is_empty() => {
+                return fail(
+                    format!("dialplan.{i}.trunks"),
+                    "action \"trunk\" needs at least one trunk".into(),
+                );
+            }
+            ActionName::Trunk => {
+                if let Some(t) = r
+                    .trunks
+                    .iter()
+                    .find(|t| !trunks.iter().any(|x| &x.name == *t))
+                {
+                    return fail(
+                        format!("dialplan.{i}.trunks"),
+                        format!("no trunk named {t:?}"),
+                    );
+                }
+            }
+            ActionName::Reject if r.status.is_some_and(|s| !(400..=699).contains(&s)) => {
+                return fail(
+                    format!("dialplan.{i}.status"),
+                    format!("{:?} is not a 4xx-6xx status", r.status),
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod calls;
-pub use calls::{CallsSection, MediaSection};
+pub use calls::{ActionName, CallsSection, ClassName, DialplanEntry, MediaSection, TrunkEntry};
 
 /// The whole configuration tree.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -36,6 +36,11 @@ pub struct Config {
     pub media: MediaSection,
     /// Call handling.
     pub calls: CallsSection,
+    /// Dialplan rules, tried in order (none: a dialled extension number
+    /// rings that extension).
+    pub dialplan: Vec<DialplanEntry>,
+    /// SIP trunks.
+    pub trunks: Vec<TrunkEntry>,
 }
 
 /// `[storage]`
@@ -171,6 +176,10 @@ pub struct ExtensionEntry {
     /// SIP username, if it differs from the number.
     #[serde(default)]
     pub username: Option<String>,
+    /// What the extension may dial (`internal`, `national`,
+    /// `international`); applied at every start when given.
+    #[serde(default)]
+    pub permission: Option<calls::ClassName>,
     /// Display name.
     #[serde(default)]
     pub display_name: Option<String>,
@@ -414,9 +423,16 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
 fn locate(text: &str, field: &str) -> Option<usize> {
     let (section, key) = field.rsplit_once('.').unwrap_or(("", field));
     let mut current = String::new();
+    // `[[name]]` tables are addressed as `name.INDEX`.
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
     for (n, line) in text.lines().enumerate() {
         let l = line.trim();
-        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        if let Some(s) = l.strip_prefix("[[").and_then(|s| s.strip_suffix("]]")) {
+            let name = s.trim().to_string();
+            let index = seen.entry(name.clone()).or_insert(0);
+            current = format!("{name}.{index}");
+            *index += 1;
+        } else if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
             current = s.trim().to_string();
         } else if current == section && l.split('=').next().is_some_and(|k| k.trim() == key) {
             return Some(n + 1);
@@ -428,6 +444,7 @@ fn locate(text: &str, field: &str) -> Option<usize> {
 /// Semantic checks; the error names the dotted field and its value.
 fn validate(cfg: &Config) -> Result<(), (String, String)> {
     let fail = |field: &str, msg: String| Err((field.to_string(), format!("{field}: {msg}")));
+    calls::validate_routing(&cfg.dialplan, &cfg.trunks)?;
     if let Err(e) = cfg.media.port_range() {
         return fail("media.rtp_ports", e);
     }

@@ -15,6 +15,7 @@ use sip::transaction::{Remote, TransactionKey};
 use sip::{Request, StatusCode};
 use tracing::{debug, info};
 
+use super::trunks::Destination;
 use super::{Core, Persist, ReplyTo};
 use crate::media::MediaManager;
 
@@ -77,7 +78,13 @@ impl Calls {
         self.timers.first().map(|(t, _)| *t)
     }
 
-    fn sip_addr(&self, ip: IpAddr) -> SocketAddr {
+    /// The media manager, if any.
+    pub(super) fn media_mut(&mut self) -> Option<&mut MediaManager> {
+        self.media.as_mut()
+    }
+
+    /// Our SIP address on `ip` (the listening port of its family).
+    pub(super) fn sip_addr(&self, ip: IpAddr) -> SocketAddr {
         let port = if ip.is_ipv6() {
             self.sip_ports.1
         } else {
@@ -136,55 +143,50 @@ impl Core {
         if max_forwards == Some(0) {
             return respond(self, 483, "Too Many Hops");
         }
-        // The caller must be one of our extensions (RFC 3261 §22.3).
-        let credentials = req
-            .headers
-            .get_all(&HeaderName::ProxyAuthorization)
-            .map(|v| &v[..]);
-        let directory = &self.directory;
-        let verdict = self.auth.verify(credentials, "INVITE", now, |user, alg| {
-            directory.ha1(user, alg)
-        });
-        let username = match verdict {
-            Verdict::Authenticated { username } => {
-                self.guard.record_success(source.addr.ip());
-                username
-            }
-            Verdict::Challenge => return self.proxy_challenge(key, &req, false, now),
-            Verdict::Stale => return self.proxy_challenge(key, &req, true, now),
-            Verdict::Failed { username, reason } => {
-                debug!(source = %source.addr, %username, reason, "INVITE authentication failed");
-                let blocked = self
-                    .guard
-                    .record_failure(source.addr.ip(), &username, reason, wall);
-                if blocked && !self.silent_block {
-                    return respond(self, 403, "Forbidden");
+        // The caller is a trunk (trusted by address) or one of our
+        // extensions (proxy digest, RFC 3261 §22.3).
+        let (caller, targets, failover, trunk) = if let Some(t) =
+            self.routing.trunk_from(source.addr.ip())
+        {
+            let name = t.name.clone();
+            let Some((caller, callee)) = self.inbound_from_trunk(&req, &t.clone()) else {
+                debug!(trunk = %name, uri = %req.uri.as_str(), "inbound DID not routed");
+                return respond(self, 404, "Not Found");
+            };
+            info!(trunk = %name, caller = %caller.number, callee = %callee.number, "inbound call");
+            let targets = self.contacts_of(&callee);
+            (
+                caller,
+                (callee.number.clone(), targets),
+                Vec::new(),
+                Some(name),
+            )
+        } else {
+            let Some(caller) = self.authenticate_caller(&key, &req, source, now, wall) else {
+                return;
+            };
+            let dialled = req
+                .uri
+                .as_sip()
+                .and_then(|u| u.user_decoded())
+                .map(|u| String::from_utf8_lossy(&u).into_owned())
+                .unwrap_or_default();
+            match self.route(&dialled, &caller) {
+                Ok(Destination::Extension(callee)) => {
+                    let targets = self.contacts_of(&callee);
+                    (caller, (callee.number.clone(), targets), Vec::new(), None)
                 }
-                return self.proxy_challenge(key, &req, false, now);
+                Ok(Destination::Trunks(mut targets)) => {
+                    let first = targets.remove(0);
+                    (caller, (dialled.clone(), vec![first]), targets, None)
+                }
+                Err((status, reason)) => {
+                    debug!(caller = %caller.number, %dialled, status, "not routed");
+                    return respond(self, status, &reason);
+                }
             }
         };
-        let Some(caller) = self.directory.profile(&username).cloned() else {
-            return respond(self, 403, "Forbidden");
-        };
-        let dialled = req
-            .uri
-            .as_sip()
-            .and_then(|u| u.user_decoded())
-            .map(|u| String::from_utf8_lossy(&u).into_owned())
-            .unwrap_or_default();
-        let Some(callee) = self.directory.by_number(&dialled).cloned() else {
-            debug!(caller = %caller.number, %dialled, "no route");
-            return respond(self, 404, "Not Found");
-        };
-        let targets: Vec<Target> = self
-            .registrar
-            .lookup(&callee.username)
-            .into_iter()
-            .map(|b| Target {
-                uri: b.contact.clone(),
-                dest: Remote::new(b.transport, b.target()),
-            })
-            .collect();
+        let (callee_number, targets) = targets;
         if targets.is_empty() {
             return respond(self, 480, "Temporarily Unavailable");
         }
@@ -220,13 +222,15 @@ impl Core {
             parties: Parties {
                 caller: caller.number.clone(),
                 caller_name: caller.display_name.clone(),
-                callee: callee.number.clone(),
+                callee: callee_number.clone(),
                 domain: self.auth_realm.clone(),
             },
             targets,
+            failover,
+            trunk,
             branch_prefix: prefix,
         };
-        info!(call = id, caller = %caller.number, callee = %callee.number, "call");
+        info!(call = id, caller = %caller.number, callee = %callee_number, "call");
         let call = Call::start(new, self.calls.config.clone(), now, wall);
         let (a_id, b_id) = call.call_ids();
         self.calls.by_call_id.insert(a_id.to_owned(), id);
@@ -234,6 +238,76 @@ impl Core {
         self.calls.by_server_invite.insert(key, id);
         self.calls.calls.insert(id, call);
         self.drive(id, now);
+    }
+
+    /// The registered contacts of an extension.
+    fn contacts_of(&self, callee: &super::Profile) -> Vec<Target> {
+        self.registrar
+            .lookup(&callee.username)
+            .into_iter()
+            .map(|b| Target::contact(b.contact.clone(), Remote::new(b.transport, b.target())))
+            .collect()
+    }
+
+    /// Checks the caller's Proxy-Authorization; answers 407/403 itself and
+    /// returns None when the INVITE cannot proceed.
+    fn authenticate_caller(
+        &mut self,
+        key: &TransactionKey,
+        req: &Request,
+        source: Remote,
+        now: Instant,
+        wall: UnixMs,
+    ) -> Option<super::Profile> {
+        let credentials = req
+            .headers
+            .get_all(&HeaderName::ProxyAuthorization)
+            .map(|v| &v[..]);
+        let directory = &self.directory;
+        let verdict = self.auth.verify(credentials, "INVITE", now, |user, alg| {
+            directory.ha1(user, alg)
+        });
+        let forbidden = |core: &mut Core| {
+            core.respond(
+                &ReplyTo::Transaction(key.clone()),
+                &req.headers,
+                StatusCode(403),
+                "Forbidden",
+                &[],
+                now,
+            );
+        };
+        let username = match verdict {
+            Verdict::Authenticated { username } => {
+                self.guard.record_success(source.addr.ip());
+                username
+            }
+            Verdict::Challenge => {
+                self.proxy_challenge(key.clone(), req, false, now);
+                return None;
+            }
+            Verdict::Stale => {
+                self.proxy_challenge(key.clone(), req, true, now);
+                return None;
+            }
+            Verdict::Failed { username, reason } => {
+                debug!(source = %source.addr, %username, reason, "INVITE authentication failed");
+                let blocked = self
+                    .guard
+                    .record_failure(source.addr.ip(), &username, reason, wall);
+                if blocked && !self.silent_block {
+                    forbidden(self);
+                } else {
+                    self.proxy_challenge(key.clone(), req, false, now);
+                }
+                return None;
+            }
+        };
+        let profile = self.directory.profile(&username).cloned();
+        if profile.is_none() {
+            forbidden(self);
+        }
+        profile
     }
 
     fn proxy_challenge(&mut self, key: TransactionKey, req: &Request, stale: bool, now: Instant) {
@@ -436,6 +510,11 @@ impl Core {
         );
         let (calls, relays, free) = self.calls.summary();
         debug!(calls, relays, ports_free = free, "call and port usage");
-        self.persist(Persist::Cdr(Box::new(end)));
+        let quality = |q: rtp_relay::RtcpQuality| (q.reports > 0).then_some(q);
+        let reported = [
+            stats.and_then(|s| quality(s.a.quality)),
+            stats.and_then(|s| quality(s.b.quality)),
+        ];
+        self.persist(Persist::Cdr(Box::new(end), reported));
     }
 }

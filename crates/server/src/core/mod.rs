@@ -11,9 +11,11 @@ mod calls;
 mod directory;
 mod recent;
 mod register;
+mod trunks;
 
 pub use calls::Calls;
 pub use directory::{Credentials, Directory, Profile};
+pub use trunks::Routing;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -58,8 +60,9 @@ pub enum Persist {
     Binding(Change),
     /// A security event for the audit log.
     Audit(AuditEvent),
-    /// A call ended: its detail record.
-    Cdr(Box<pbx::call::CallEnd>),
+    /// A call ended: its detail record, and what each phone reported over
+    /// RTCP about the stream it received (legs A and B).
+    Cdr(Box<pbx::call::CallEnd>, [Option<rtp_relay::RtcpQuality>; 2]),
 }
 
 /// Control messages from the rest of the server.
@@ -107,6 +110,8 @@ pub struct Core {
     calls: Calls,
     /// Digest realm (also the host of the B legs' From and To).
     auth_realm: String,
+    /// Dialplan and trunks.
+    routing: Routing,
 }
 
 /// Wall-clock milliseconds (for state that outlives the process).
@@ -192,7 +197,14 @@ impl Core {
                 &cfg.sip.listen,
             ),
             auth_realm: cfg.sip.realm.clone(),
+            routing: Routing::new(&cfg.dialplan, &cfg.trunks),
         }
+    }
+
+    /// Starts what runs on its own: the trunks' registrations.
+    pub fn start(&mut self, now: Instant, wall: UnixMs) {
+        self.start_trunk_registrations(now);
+        self.flush(now, wall);
     }
 
     /// Calls in progress.
@@ -220,6 +232,7 @@ impl Core {
             self.registrar.poll_timeout().map(to_instant),
             self.guard.poll_timeout().map(to_instant),
             self.calls.next_deadline(),
+            self.trunk_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -235,6 +248,7 @@ impl Core {
         }
         self.guard.handle_timeout(wall);
         self.call_timers(now);
+        self.trunk_timers(now);
         self.flush(now, wall);
     }
 
@@ -328,15 +342,22 @@ impl Core {
                     request,
                     source,
                 } => self.dispatch(ReplyTo::Transaction(key), request, source, now, wall),
-                Event::Response { key, response } => self.call_response(&key, response, now),
+                Event::Response { key, response } => {
+                    if !self.trunk_response(&key, &response, now) {
+                        self.call_response(&key, response, now);
+                    }
+                }
                 Event::Ack { request, .. } => self.call_ack(&request, now),
                 Event::Cancelled { invite, .. } => self.call_cancelled(&invite, now),
                 Event::Timeout { key, .. } | Event::TransportError { key } => {
-                    if key.is_client() {
+                    if key.is_client() && !self.trunk_failure(&key, now) {
                         self.call_timeout(&key, now);
                     }
                 }
-                Event::Terminated { key } => self.call_transaction_ended(&key),
+                Event::Terminated { key } => {
+                    self.call_transaction_ended(&key);
+                    self.trunk_transaction_ended(&key);
+                }
             }
         }
         while let Some(ev) = self.guard.poll_event() {
