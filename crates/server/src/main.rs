@@ -148,7 +148,6 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let restored = bindings.len();
     sip_core.registrar_mut().restore(bindings, core::unix_ms());
     info!(bindings = restored, "registrations restored");
-    sip_core.start(Instant::now(), core::unix_ms());
     let sip_core = core::SharedCore::new(sip_core);
     let stop_writer = std::sync::Arc::new(tokio::sync::Notify::new());
     let writer = tokio::spawn(storage::run_writer(
@@ -160,6 +159,8 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
     let mut udp_workers = transport::udp::UdpWorkers::default();
     transport::start(&cfg, &outbound, &sip_core, &mut tasks, &mut udp_workers)?;
+    // Trunks register once the transports can send.
+    sip_core.start();
     tasks.spawn(sip_core.clone().run_timers());
     tasks.spawn(sip_core.clone().run_media_events(media_rx));
     tasks.spawn(storage::watch_extensions(

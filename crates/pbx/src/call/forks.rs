@@ -419,7 +419,9 @@ impl Call {
         }
         self.cancel_forks("answered");
         self.b_invite_seq = invite_seq;
-        self.trunk = trunk;
+        if trunk.is_some() {
+            self.trunk = trunk;
+        }
         // The answer (or, for a caller without offer, B's offer) for A.
         let allowed = (!self.a_had_offer).then(|| self.config.codecs.clone());
         let mut to_a = self.a_response(200, "OK");

@@ -628,6 +628,21 @@ mod tests {
     }
 
     #[test]
+    fn routing_errors_name_the_rule_and_line() {
+        let text = "[[trunks]]\nname = \"a\"\nhost = \"127.0.0.1:5080\"\n\n\
+                    [[dialplan]]\nname = \"ok\"\npattern = \"_20XX\"\naction = \"extension\"\n\
+                    [[dialplan]]\nname = \"out\"\npattern = \"prefix:9\"\naction = \"trunk\"\ntrunks = [\"b\"]\n";
+        let e = from_text(text, "pbx.toml", &[]).unwrap_err().to_string();
+        assert_eq!(e, "pbx.toml:13: dialplan.1.trunks: no trunk named \"b\"");
+        let text = "[[dialplan]]\nname = \"x\"\npattern = \"_9Q\"\naction = \"extension\"\n";
+        let e = from_text(text, "pbx.toml", &[]).unwrap_err().to_string();
+        assert!(e.starts_with("pbx.toml:3: dialplan.0.pattern: "), "{e}");
+        let text = "[media]\nrtp_ports = \"20000-10000\"\n";
+        let e = from_text(text, "pbx.toml", &[]).unwrap_err().to_string();
+        assert!(e.starts_with("pbx.toml:2: media.rtp_ports: "), "{e}");
+    }
+
+    #[test]
     fn env_overrides() {
         let env = vec![
             ("PBX__SIP__TIMERS__T1_MS".to_string(), "250".to_string()),

@@ -573,6 +573,14 @@ impl SharedCore {
         self.lock().control(c);
     }
 
+    /// Starts what runs on its own (see [`Core::start`]).
+    pub fn start(&self) {
+        let (now, wall) = (Instant::now(), unix_ms());
+        let mut core = self.lock();
+        core.start(now, wall);
+        self.rearm(core, now, wall);
+    }
+
     /// Feeds relay events to the calls until the channel closes.
     pub async fn run_media_events(
         self: Arc<Self>,

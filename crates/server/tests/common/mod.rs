@@ -5,6 +5,7 @@
 
 pub mod audio;
 pub mod baresip;
+pub mod sipp;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};

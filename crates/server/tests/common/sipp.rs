@@ -1,0 +1,152 @@
+//! SIPp helpers shared by the call tests: a caller extension (2001,
+//! password `pw2001secret`) calling through the PBX, callees registered as
+//! extensions with `register_once.xml`, and UAS scenarios on given ports.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Pbx, free_port, repo_root};
+
+/// The calling extension of the SIPp callers.
+pub const CALLER: &str = "2001";
+
+/// A config with extensions 2001..=2006 (password `pwNNNNsecret`) and
+/// `extra` TOML before them.
+pub fn config(extra: &str) -> String {
+    let mut c = format!("realm = \"pbx.test\"\n{extra}\n");
+    for n in 2001..=2006 {
+        c.push_str(&format!(
+            "[[extensions]]\nnumber = \"{n}\"\npassword = \"pw{n}secret\"\n"
+        ));
+    }
+    c
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    repo_root().join("tests/sipp").join(name)
+}
+
+pub fn write_csv(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("SEQUENTIAL\n{body}\n")).unwrap();
+    path
+}
+
+pub fn explain(what: &str, out: &Output, pbx: &Pbx) -> String {
+    format!(
+        "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}\nPBX log:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        pbx.log()
+    )
+}
+
+/// Registers `callee` with a Contact at `uas_port`.
+pub fn register_callee(pbx: &Pbx, callee: &str, uas_port: u16) {
+    let csv = write_csv(
+        &pbx.dir,
+        &format!("callee-{callee}.csv"),
+        &format!("{callee};[authentication username={callee} password=pw{callee}secret]"),
+    );
+    let out = Command::new("timeout")
+        .args(["30", "sipp", &format!("127.0.0.1:{}", pbx.port)])
+        .arg("-sf")
+        .arg(scenario("register_once.xml"))
+        .arg("-inf")
+        .arg(&csv)
+        .args(["-key", "domain", "127.0.0.1", "-key", "uas_port"])
+        .arg(uas_port.to_string())
+        .args(["-key", "expires", "3600", "-i", "127.0.0.1", "-p"])
+        .arg(free_port().to_string())
+        .args(["-m", "1", "-nostdin", "-timeout", "10s", "-timeout_error"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", explain("register", &out, pbx));
+}
+
+/// Starts a SIPp UAS scenario on 127.0.0.1:`port` for `calls` calls.
+pub fn uas(pbx: &Pbx, name: &str, port: u16, calls: u32, extra: &[&str]) -> Child {
+    uas_on(pbx, name, "127.0.0.1", port, calls, extra)
+}
+
+/// Starts a SIPp UAS scenario on `ip`:`port` for `calls` calls.
+pub fn uas_on(pbx: &Pbx, name: &str, ip: &str, port: u16, calls: u32, extra: &[&str]) -> Child {
+    Command::new("timeout")
+        .args(["200", "sipp", "-sf"])
+        .arg(scenario(name))
+        .args(["-i", ip, "-p"])
+        .arg(port.to_string())
+        .args(["-m", &calls.to_string(), "-nostdin"])
+        .args(["-timeout", "45s", "-timeout_error", "-recv_timeout", "40s"])
+        .args(extra)
+        .current_dir(&pbx.dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a SIPp UAS and checks it passed.
+pub fn passed(pbx: &Pbx, what: &str, child: Child) {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", explain(what, &out, pbx));
+}
+
+/// Runs a SIPp UAC scenario calling `dialled` through the PBX.
+pub fn uac(pbx: &Pbx, name: &str, dialled: &str, calls: u32, extra: &[&str]) -> Output {
+    let csv = write_csv(
+        &pbx.dir,
+        &format!("callers-{name}.csv"),
+        &format!("{CALLER};[authentication username={CALLER} password=pw{CALLER}secret];{dialled}"),
+    );
+    Command::new("timeout")
+        .args(["200", "sipp", &format!("127.0.0.1:{}", pbx.port)])
+        .arg("-sf")
+        .arg(scenario(name))
+        .arg("-inf")
+        .arg(&csv)
+        .args(["-key", "domain", "127.0.0.1", "-i", "127.0.0.1", "-p"])
+        .arg(free_port().to_string())
+        .args(["-m", &calls.to_string(), "-r", "10", "-nostdin"])
+        .args(["-timeout", "40s", "-timeout_error", "-recv_timeout", "30s"])
+        .args(extra)
+        .current_dir(&pbx.dir)
+        .output()
+        .unwrap()
+}
+
+/// Runs a caller/callee pair and checks both passed.
+pub fn pair(
+    pbx: &Pbx,
+    callee: &str,
+    (uac_sf, uas_sf): (&str, &str),
+    calls: u32,
+    uac_extra: &[&str],
+    uas_extra: &[&str],
+) {
+    let port = free_port();
+    register_callee(pbx, callee, port);
+    let callee_sipp = uas(pbx, uas_sf, port, calls, uas_extra);
+    std::thread::sleep(Duration::from_millis(200));
+    let caller = uac(pbx, uac_sf, callee, calls, uac_extra);
+    let callee = callee_sipp;
+    let callee = callee.wait_with_output().unwrap();
+    assert!(caller.status.success(), "{}", explain(uac_sf, &caller, pbx));
+    assert!(callee.status.success(), "{}", explain(uas_sf, &callee, pbx));
+}
+
+/// The CDR listing once `legs` legs with `disposition` are there.
+pub fn wait_cdr(pbx: &Pbx, disposition: &str, legs: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = String::from_utf8_lossy(&pbx.cli(&["cdr", "list", "--limit", "500"]).stdout)
+            .into_owned();
+        if out.matches(disposition).count() >= legs || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
