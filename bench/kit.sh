@@ -24,12 +24,14 @@ bin=${CARGO_TARGET_DIR:-$root/target}/release/pbx
 
 # The kit's users: 100000-109999, password pw<user>, realm 127.0.0.1. RTP
 # relay ports away from the kit's (baresip 10000-10299, rtpengine
-# 30000-39999, SIPp media 24000-24199).
+# 30000-39999, SIPp media 24000-24199). The kit's SIPp calls send no RTP
+# (except in the rtp test), so the media timeout is off.
 rm -rf "$work/data"
 python3 - "$work/bench.toml" "$work/data" <<'PY'
 import sys
 lines = ['[sip]', 'listen = ["127.0.0.1:5060"]', 'transports = ["udp", "tcp"]', 'realm = "127.0.0.1"',
-         '[media]', 'rtp_ports = "40000-49999"',
+         # SIPp's calls carry no RTP: no media timeout (it would end held calls).
+         '[media]', 'rtp_ports = "40000-49999"', 'media_timeout_s = 0',
          '[log]', 'level = "info"', '[storage]', f'data_dir = "{sys.argv[2]}"']
 for u in range(100000, 110000):
     lines += ['[[extensions]]', f'number = "{u}"', f'password = "pw{u}"']

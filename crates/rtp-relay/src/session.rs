@@ -152,6 +152,24 @@ impl RelaySession {
         a: LegSetup,
         b: LegSetup,
     ) -> Result<(Self, mpsc::UnboundedReceiver<SessionEvent>), Error> {
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let session = Self::spawn(a, b, EventSink::Own(event_tx))?;
+        Ok((session, events))
+    }
+
+    /// Like [`RelaySession::start`], but the events of many sessions share
+    /// one channel, each tagged with `id` (no task or channel per call
+    /// just to forward them).
+    pub fn start_tagged(
+        a: LegSetup,
+        b: LegSetup,
+        id: u64,
+        events: mpsc::UnboundedSender<(u64, SessionEvent)>,
+    ) -> Result<Self, Error> {
+        Self::spawn(a, b, EventSink::Tagged(id, events))
+    }
+
+    fn spawn(a: LegSetup, b: LegSetup, events: EventSink) -> Result<Self, Error> {
         let now = Instant::now();
         let local = [a.ports.rtp_addr(), b.ports.rtp_addr()];
         // Each phone receives what the other leg's relay sends, under that
@@ -162,24 +180,20 @@ impl RelaySession {
             LegIo::new(b, ssrc_to_b, now)?,
         ];
         let (commands, command_rx) = mpsc::unbounded_channel();
-        let (event_tx, events) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(SessionStats::default()));
         let worker = Worker {
             legs,
             stats: Arc::clone(&stats),
-            events: event_tx,
+            events,
             buf: Box::new([0; MAX_DATAGRAM]),
         };
         let task = tokio::spawn(worker.run(command_rx));
-        Ok((
-            Self {
-                commands,
-                stats,
-                local,
-                task: Some(task),
-            },
-            events,
-        ))
+        Ok(Self {
+            commands,
+            stats,
+            local,
+            task: Some(task),
+        })
     }
 
     /// The local RTP address of `leg`, for its SDP.
@@ -287,10 +301,28 @@ enum Wake {
     Failed,
 }
 
+/// Where a session's events go.
+enum EventSink {
+    /// The session's own channel.
+    Own(mpsc::UnboundedSender<SessionEvent>),
+    /// A channel shared by many sessions, events tagged with the id.
+    Tagged(u64, mpsc::UnboundedSender<(u64, SessionEvent)>),
+}
+
+impl EventSink {
+    fn send(&self, event: SessionEvent) {
+        // The owner may have stopped listening; media goes on.
+        let _ = match self {
+            EventSink::Own(tx) => tx.send(event).is_ok(),
+            EventSink::Tagged(id, tx) => tx.send((*id, event)).is_ok(),
+        };
+    }
+}
+
 struct Worker {
     legs: [LegIo; 2],
     stats: Arc<Mutex<SessionStats>>,
-    events: mpsc::UnboundedSender<SessionEvent>,
+    events: EventSink,
     buf: Box<[u8; MAX_DATAGRAM]>,
 }
 
@@ -436,8 +468,7 @@ impl Worker {
     fn publish(&mut self) {
         for (i, leg) in self.legs.iter_mut().enumerate() {
             while let Some(event) = leg.relay.poll_event() {
-                // The owner may have stopped listening; media goes on.
-                let _ = self.events.send(SessionEvent {
+                self.events.send(SessionEvent {
                     leg: Leg::from_index(i),
                     event,
                 });

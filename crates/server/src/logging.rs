@@ -9,15 +9,23 @@ use crate::config::{LogConfig, LogFormat};
 static SIP_TRACE: AtomicBool = AtomicBool::new(false);
 
 /// Installs the global subscriber. `RUST_LOG` wins over `log.level`.
-pub fn init(cfg: &LogConfig) {
+///
+/// Lines are written by a background thread: the SIP core logs while it
+/// holds its lock, and a slow terminal or disk must not stall calls. Keep
+/// the returned guard alive until exit; dropping it flushes what is queued.
+pub fn init(cfg: &LogConfig) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("pbx-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let result = match cfg.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -25,6 +33,7 @@ pub fn init(cfg: &LogConfig) {
     // A second init (tests) keeps the first subscriber.
     let _ = result;
     set_sip_trace(cfg.sip_trace);
+    guard
 }
 
 /// Turns the SIP message trace on or off.

@@ -85,8 +85,9 @@ fn main() -> std::process::ExitCode {
         };
     }
     let serving = matches!(command, Command::Serve);
+    // Held until main returns: dropping it flushes the queued log lines.
+    let _log_guard = serving.then(|| logging::init(&cfg.log));
     if serving {
-        logging::init(&cfg.log);
         info!(config = ?origin, "starting pbx {}", env!("CARGO_PKG_VERSION"));
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

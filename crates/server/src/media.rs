@@ -30,10 +30,16 @@ pub struct MediaManager {
     runtime: Handle,
     timeout: Option<Duration>,
     public: Option<IpAddr>,
-    sessions: HashMap<u64, RelaySession>,
+    sessions: HashMap<u64, Relay>,
     events: mpsc::UnboundedSender<CallMediaEvent>,
     /// Local address that routes to a peer, by peer IP.
     routes: HashMap<IpAddr, IpAddr>,
+}
+
+/// A call's relay and what was last applied to each leg (remote, timeout).
+struct Relay {
+    session: RelaySession,
+    applied: [Option<(Option<SocketAddr>, Option<Duration>)>; 2],
 }
 
 fn leg(side: Side) -> Leg {
@@ -129,42 +135,49 @@ impl MediaManager {
         };
         let (a, b) = (setup(a), setup(b));
         let _guard = self.runtime.enter();
-        let (session, mut events) = RelaySession::start(a, b)?;
-        let tx = self.events.clone();
-        self.runtime.spawn(async move {
-            while let Some(ev) = events.recv().await {
-                if tx.send((id, ev)).is_err() {
-                    break;
-                }
-            }
-        });
-        self.sessions.insert(id, session);
+        let session = RelaySession::start_tagged(a, b, id, self.events.clone())?;
+        self.sessions.insert(
+            id,
+            Relay {
+                session,
+                applied: [None; 2],
+            },
+        );
         let a_ip = self.public.unwrap_or_else(|| self.local_ip_towards(a_peer));
         let b_ip = self.public.unwrap_or_else(|| self.local_ip_towards(b_peer));
         Ok((SocketAddr::new(a_ip, a_port), SocketAddr::new(b_ip, b_port)))
     }
 
     /// Applies what signalling learnt about one side's stream.
+    /// Only what changed reaches the relay task: a relatch to the same
+    /// address would drop the latch (and wake the task for nothing).
     pub fn apply(&mut self, id: u64, change: StreamChange) {
-        let Some(session) = self.sessions.get(&id) else {
+        let Some(relay) = self.sessions.get_mut(&id) else {
             return;
         };
         let leg = leg(change.side);
-        session.relatch(leg, change.remote);
         let sending = change.answered && change.remote.is_some() && change.direction.sends();
-        session.set_media_timeout(leg, if sending { self.timeout } else { None });
+        let timeout = if sending { self.timeout } else { None };
+        let slot = &mut relay.applied[change.side as usize];
+        let (old_remote, old_timeout) = slot.unwrap_or((None, None));
+        if slot.is_none() || old_remote != change.remote {
+            relay.session.relatch(leg, change.remote);
+        }
+        if old_timeout != timeout {
+            relay.session.set_media_timeout(leg, timeout);
+        }
+        *slot = Some((change.remote, timeout));
         debug!(call = id, ?leg, remote = ?change.remote, direction = change.direction.as_str(), "media");
     }
 
     /// Stops the relay of call `id`; its ports return to the pool once the
     /// relay task has closed them. Returns the last counters.
     pub fn stop(&mut self, id: u64) -> Option<SessionStats> {
-        let session = self.sessions.remove(&id)?;
-        let stats = session.stats();
-        let _guard = self.runtime.enter();
-        self.runtime.spawn(async move {
-            session.close().await;
-        });
+        let relay = self.sessions.remove(&id)?;
+        let stats = relay.session.stats();
+        // Dropping aborts the task; its sockets close and the ports return
+        // when the runtime drops it (no task spawned just to await it).
+        drop(relay);
         Some(stats)
     }
 }

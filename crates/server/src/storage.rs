@@ -472,9 +472,13 @@ impl Batch {
         if let Err(e) = store.registration_history().append_many(&history).await {
             error!(events = history.len(), error = %e, "registration history not written");
         }
-        for record in self.cdrs.drain(..) {
-            if let Err(e) = store.call_records().insert(&record).await {
-                error!(call_id = %record.call_id, error = %e, "call record not written");
+        let cdrs: Vec<_> = self.cdrs.drain(..).collect();
+        if let Err(e) = store.call_records().insert_many(&cdrs).await {
+            warn!(error = %e, "batched call record write failed, retrying row by row");
+            for record in &cdrs {
+                if let Err(e) = store.call_records().insert(record).await {
+                    error!(call_id = %record.call_id, error = %e, "call record not written");
+                }
             }
         }
         let audit: Vec<_> = self.audit.drain(..).collect();

@@ -186,6 +186,58 @@ fn record_from(row: &impl Get) -> Result<CallRecord> {
     })
 }
 
+macro_rules! insert_sql {
+    () => {
+        "INSERT INTO cdr (call_id, leg_id, linked_id, caller, callee, trunk, start_at, \
+         answer_at, end_at, duration_ms, billsec_ms, disposition, hangup_code, \
+         hangup_reason, codec, rtcp_loss_pct, rtcp_jitter_ms, rtcp_rtt_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+         $17, $18)"
+    };
+}
+
+/// Binds the 18 columns of [`insert_sql`] for `$record`; durations are
+/// derived here.
+macro_rules! bind_record {
+    ($query:expr, $record:expr) => {{
+        let record: &NewCallRecord = $record;
+        let cause = record.hangup_cause.as_ref();
+        let quality = record.quality.as_ref();
+        $query
+            .bind(record.call_id.clone())
+            .bind(record.leg_id.clone())
+            .bind(record.linked_id.clone())
+            .bind(record.caller.clone())
+            .bind(record.callee.clone())
+            .bind(record.trunk.clone())
+            .bind(record.start_at)
+            .bind(record.answer_at)
+            .bind(record.end_at)
+            .bind(record.end_at - record.start_at)
+            .bind(record.answer_at.map_or(0, |a| record.end_at - a))
+            .bind(record.disposition.as_str())
+            .bind(cause.map(|c| i64::from(c.code)))
+            .bind(cause.map(|c| c.reason.clone()))
+            .bind(record.codec.clone())
+            .bind(quality.map(|q| q.loss_pct))
+            .bind(quality.map(|q| q.jitter_ms))
+            .bind(quality.and_then(|q| q.rtt_ms))
+    }};
+}
+
+fn check_times(record: &NewCallRecord) -> Result<()> {
+    let answered_in_range = record
+        .answer_at
+        .is_none_or(|a| record.start_at <= a && a <= record.end_at);
+    if record.end_at < record.start_at || !answered_in_range {
+        return Err(StoreError::Invalid {
+            field: "cdr times",
+            reason: "need start <= answer <= end".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Repository of call records; get one from [`crate::Store::call_records`].
 #[derive(Debug, Clone, Copy)]
 pub struct CallRecords<'a> {
@@ -201,51 +253,29 @@ impl<'a> CallRecords<'a> {
     /// times are out of order and [`StoreError::Conflict`] if the
     /// `(call_id, leg_id)` pair was already recorded.
     pub async fn insert(&self, record: &NewCallRecord) -> Result<CallRecord> {
-        let answered_in_range = record
-            .answer_at
-            .is_none_or(|a| record.start_at <= a && a <= record.end_at);
-        if record.end_at < record.start_at || !answered_in_range {
-            return Err(StoreError::Invalid {
-                field: "cdr times",
-                reason: "need start <= answer <= end".into(),
-            });
-        }
-        let duration_ms = record.end_at - record.start_at;
-        let billsec_ms = record.answer_at.map_or(0, |a| record.end_at - a);
-        let cause = record.hangup_cause.as_ref();
-        let quality = record.quality.as_ref();
-        const SQL: &str = concat!(
-            "INSERT INTO cdr (call_id, leg_id, linked_id, caller, callee, trunk, start_at, \
-             answer_at, end_at, duration_ms, billsec_ms, disposition, hangup_code, \
-             hangup_reason, codec, rtcp_loss_pct, rtcp_jitter_ms, rtcp_rtt_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18) RETURNING ",
-            cdr_cols!()
-        );
+        check_times(record)?;
+        const SQL: &str = concat!(insert_sql!(), " RETURNING ", cdr_cols!());
         on_pool!(self.pool, p => {
-            let row = sqlx::query(SQL)
-                .bind(&record.call_id)
-                .bind(&record.leg_id)
-                .bind(&record.linked_id)
-                .bind(&record.caller)
-                .bind(&record.callee)
-                .bind(&record.trunk)
-                .bind(record.start_at)
-                .bind(record.answer_at)
-                .bind(record.end_at)
-                .bind(duration_ms)
-                .bind(billsec_ms)
-                .bind(record.disposition.as_str())
-                .bind(cause.map(|c| i64::from(c.code)))
-                .bind(cause.map(|c| c.reason.clone()))
-                .bind(&record.codec)
-                .bind(quality.map(|q| q.loss_pct))
-                .bind(quality.map(|q| q.jitter_ms))
-                .bind(quality.and_then(|q| q.rtt_ms))
-                .fetch_one(p)
-                .await?;
+            let row = bind_record!(sqlx::query(SQL), record).fetch_one(p).await?;
             record_from(&row)
         })
+    }
+
+    /// Records many legs in one transaction (the server's writer batches
+    /// them). All or nothing: on an error none is stored, and the caller
+    /// may retry them one by one with [`CallRecords::insert`].
+    pub async fn insert_many(&self, records: &[NewCallRecord]) -> Result<()> {
+        for r in records {
+            check_times(r)?;
+        }
+        on_pool!(self.pool, p => {
+            let mut tx = p.begin().await?;
+            for r in records {
+                bind_record!(sqlx::query(insert_sql!()), r).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// The newest `n` records, by start time.

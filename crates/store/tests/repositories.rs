@@ -466,4 +466,18 @@ async fn call_records(store: Store) {
         .collect();
     assert_eq!(range, [10_000, 11_000, 50_000]);
     assert_eq!(cdr.in_range(10_000, 50_001, 1).await.unwrap().len(), 1);
+
+    // A batch is stored whole, or not at all when one row is refused.
+    let batch = [
+        leg("c5@pbx", "a", "1004", "1005", 200_000),
+        leg("c5@pbx", "b", "1004", "1005", 200_001),
+    ];
+    cdr.insert_many(&batch).await.unwrap();
+    assert_eq!(cdr.for_extension("1004", 10).await.unwrap().len(), 2);
+    let clash = [
+        leg("c6@pbx", "a", "1006", "1007", 300_000),
+        batch[0].clone(),
+    ];
+    assert!(cdr.insert_many(&clash).await.is_err());
+    assert!(cdr.for_extension("1006", 10).await.unwrap().is_empty());
 }

@@ -230,7 +230,7 @@ impl Core {
             trunk,
             branch_prefix: prefix,
         };
-        info!(call = id, caller = %caller.number, callee = %callee_number, "call");
+        debug!(call = id, caller = %caller.number, callee = %callee_number, "call");
         let call = Call::start(new, self.calls.config.clone(), now, wall);
         let (a_id, b_id) = call.call_ids();
         self.calls.by_call_id.insert(a_id.to_owned(), id);
