@@ -134,6 +134,7 @@ impl Call {
         );
         headers.push(HeaderName::Allow, ALLOW);
         headers.push(HeaderName::Supported, Bytes::from_static(b"100rel"));
+        self.timers.b_request_headers(&mut headers);
         if let Some((name, value)) = auth {
             headers.push(name, value);
         }
@@ -178,18 +179,23 @@ impl Call {
         else {
             return false;
         };
-        let target = fork.target.clone();
-        let seq = fork.seq + 1;
+        let uri = fork.target.uri.clone();
         let cnonce = self.next_token();
-        let value = challenge.answer(
-            &creds.username,
-            &creds.password,
-            "INVITE",
-            &target.uri,
-            1,
-            &cnonce,
-        );
-        let Some(request) = self.b_invite(&target, seq, Some((answer_header, value))) else {
+        let value = challenge.answer(&creds.username, &creds.password, "INVITE", &uri, 1, &cnonce);
+        let sent = self.resend_fork(index, Some((answer_header, value)));
+        self.forks[index].authenticated = true;
+        sent
+    }
+
+    /// Sends fork `index`'s INVITE again with CSeq + 1 (after a challenge
+    /// or a 422), with `auth` as credentials.
+    fn resend_fork(&mut self, index: usize, auth: Option<(HeaderName, String)>) -> bool {
+        if self.phase != Phase::Ringing || self.forks[index].seq > 8 {
+            return false;
+        }
+        let target = self.forks[index].target.clone();
+        let seq = self.forks[index].seq + 1;
+        let Some(request) = self.b_invite(&target, seq, auth) else {
             return false;
         };
         let Ok(key) = TransactionKey::for_outgoing(&request) else {
@@ -204,7 +210,6 @@ impl Call {
         fork.request = request;
         fork.invite_seq = seq;
         fork.seq = seq;
-        fork.authenticated = true;
         fork.state = ForkState::Calling;
         true
     }
@@ -250,6 +255,7 @@ impl Call {
             101..=199 => self.fork_provisional(index, resp),
             200..=299 => self.fork_answered(index, resp, now),
             401 | 407 if self.answer_challenge(index, &resp) => {}
+            422 if self.timers.b_retry_422(&resp) && self.resend_fork(index, None) => {}
             _ => {
                 let reason = resp.reason_str().into_owned();
                 self.fork_failed(index, status, reason, now);
@@ -463,6 +469,7 @@ impl Call {
         } else {
             self.b_ack_deferred = Some(1);
         }
+        self.timers.answered(&mut to_a.headers, &resp, now);
         let seq = self.a_invite.cseq().map_or(0, |c| c.seq);
         self.respond_a(to_a.clone());
         self.expect_ack(Side::A, seq, to_a, now);

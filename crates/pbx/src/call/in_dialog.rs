@@ -204,6 +204,9 @@ impl Call {
         let mut fwd = dialog.request(req.method.clone(), &branch);
         let seq = dialog.local_seq;
         let dest = dialog.dest;
+        if matches!(req.method, Method::Invite | Method::Update) {
+            self.timer_request_headers(&mut fwd.headers);
+        }
         if let Some(body) = body {
             let content_type = req
                 .headers
@@ -231,7 +234,7 @@ impl Call {
     /// A response to a client transaction of this call. Returns whether it
     /// belonged to the call.
     pub fn on_response(&mut self, key: &TransactionKey, resp: Response, now: Instant) -> bool {
-        if self.fork_response(key, resp.clone(), now) {
+        if self.refresh_response(key, &resp, now) || self.fork_response(key, resp.clone(), now) {
             return true;
         }
         let Some(index) = self
@@ -279,6 +282,11 @@ impl Call {
                     .unwrap_or_default(),
             };
             back.headers.push(HeaderName::Contact, contact);
+            // The request refreshed both legs' session timers.
+            self.timers.refreshed_towards(from.other(), &resp, now);
+            let request = self.in_dialog.forwarded[index].server_headers.clone();
+            self.timers
+                .refreshed_by_peer(from, &request, &mut back.headers, now);
         }
         if is_sdp(&resp.headers, &resp.body) {
             let media = self.local_addrs(from).media;

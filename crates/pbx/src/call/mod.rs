@@ -20,6 +20,7 @@ mod forks;
 mod in_dialog;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -50,6 +51,8 @@ pub struct CallConfig {
     pub t2: Duration,
     /// Codecs passed between legs, by name.
     pub codecs: Vec<String>,
+    /// Session timers (RFC 4028) on both legs; `None` turns them off.
+    pub session_timers: Option<crate::session_timer::SessionConfig>,
 }
 
 impl Default for CallConfig {
@@ -62,6 +65,7 @@ impl Default for CallConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            session_timers: Some(crate::session_timer::SessionConfig::default()),
         }
     }
 }
@@ -325,6 +329,8 @@ pub struct Call {
     codec: Option<String>,
     /// The last stream change of each side.
     streams: [Option<StreamChange>; 2],
+    /// Session timers of both legs.
+    timers: timers::Timers,
     out: VecDeque<Output>,
 }
 
@@ -396,6 +402,7 @@ impl Call {
             answered_at: None,
             codec: None,
             streams: [None; 2],
+            timers: timers::Timers::new(config.session_timers),
             config,
             out: VecDeque::new(),
         };
@@ -423,6 +430,20 @@ impl Call {
                     return call;
                 }
             }
+        }
+        if let Err(refusal) = call.timers.negotiate_a(h) {
+            match refusal {
+                timers::Refusal::TooSmall(min_se) => {
+                    let mut resp = call.a_response(422, "Session Interval Too Small");
+                    resp.headers.push(HeaderName::MinSe, min_se.to_string());
+                    call.respond_a(resp);
+                    call.end(Disposition::Failed, 422, "Session Interval Too Small", now);
+                }
+                timers::Refusal::Malformed => {
+                    call.reject(400, "Bad Session-Expires", Disposition::Failed, now);
+                }
+            }
+            return call;
         }
         if new.targets.is_empty() {
             call.reject(480, "Temporarily Unavailable", Disposition::Failed, now);
@@ -477,10 +498,14 @@ impl Call {
 
     /// When [`Call::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.no_answer_at, self.in_dialog.next_retransmit()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.no_answer_at,
+            self.in_dialog.next_retransmit(),
+            self.timers.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs what is due: the no-answer timer, 2xx retransmissions.
@@ -493,6 +518,7 @@ impl Call {
             }
         }
         self.retransmit_due(now);
+        self.session_timers_due(now);
     }
 
     /// The caller cancelled its INVITE (the layer already answered the

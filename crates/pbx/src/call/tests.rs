@@ -15,10 +15,15 @@ const ANSWER: &str = "v=0\r\no=b 1 1 IN IP4 192.0.2.2\r\ns=-\r\nc=IN IP4 192.0.2
     m=audio 6000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
 
 fn invite() -> Request {
+    invite_with("")
+}
+
+/// The caller's INVITE with `extra` header lines (each ending in CRLF).
+fn invite_with(extra: &str) -> Request {
     let raw = format!(
         "INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa1\r\n\
          Max-Forwards: 70\r\nFrom: \"Alice\" <sip:1001@pbx>;tag=ta\r\nTo: <sip:1002@pbx>\r\n\
-         Call-ID: call-a\r\nCSeq: 2 INVITE\r\nContact: <sip:1001@192.0.2.1:5060>\r\n\
+         Call-ID: call-a\r\nCSeq: 2 INVITE\r\nContact: <sip:1001@192.0.2.1:5060>\r\n{extra}\
          Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
         OFFER.len()
     );
@@ -36,7 +41,10 @@ fn remote(port: u16) -> Remote {
 }
 
 fn start(targets: usize, now: Instant) -> Call {
-    let inv = invite();
+    start_with(invite(), targets, now)
+}
+
+fn start_with(inv: Request, targets: usize, now: Instant) -> Call {
     let key = TransactionKey::for_outgoing(&inv).unwrap();
     let new = NewCall {
         id: 7,
@@ -484,4 +492,77 @@ fn busy_from_a_trunk_does_not_fail_over() {
     let out = drain(&mut call);
     assert!(requests(&out, Method::Invite).is_empty());
     assert_eq!(responses(&out)[0].status.0, 486);
+}
+
+#[test]
+fn session_timers_refresh_where_we_refresh_and_end_the_call_otherwise() {
+    let t0 = Instant::now();
+    let inv = invite_with("Supported: timer\r\nSession-Expires: 120\r\n");
+    let mut call = start_with(inv, 1, t0);
+    let (b_inv, _) = requests(&drain(&mut call), Method::Invite).remove(0);
+    assert_eq!(
+        b_inv.headers.get_str(&HeaderName::SessionExpires),
+        Some("1800")
+    );
+    assert!(
+        b_inv
+            .headers
+            .list_values(&HeaderName::Supported)
+            .iter()
+            .any(|v| &v[..] == b"timer")
+    );
+    // B picks 90 s with us (its UAC) as refresher.
+    let mut ok = reply(&b_inv, 200, Some(ANSWER));
+    ok.headers.push(
+        HeaderName::SessionExpires,
+        Bytes::from_static(b"90;refresher=uac"),
+    );
+    call.on_response(&key_of(&b_inv), ok, t0);
+    let out = drain(&mut call);
+    let to_a = &responses(&out)[0];
+    assert_eq!(
+        to_a.headers.get_str(&HeaderName::SessionExpires),
+        Some("120;refresher=uac")
+    );
+    assert_eq!(to_a.headers.get_str(&HeaderName::Require), Some("timer"));
+    let mut ack = invite();
+    ack.method = Method::Ack;
+    call.on_ack(Side::A, &ack, t0);
+    // At 45 s we refresh B with an UPDATE.
+    call.handle_timeout(t0 + Duration::from_secs(45));
+    let out = drain(&mut call);
+    let updates = requests(&out, Method::Update);
+    assert_eq!(updates.len(), 1, "{out:?}");
+    let (update, dest) = &updates[0];
+    assert_eq!(dest.addr.to_string(), "192.0.2.10:5060");
+    assert_eq!(
+        update.headers.get_str(&HeaderName::SessionExpires),
+        Some("90;refresher=uac")
+    );
+    let mut ok = reply(update, 200, None);
+    ok.headers.push(
+        HeaderName::SessionExpires,
+        Bytes::from_static(b"90;refresher=uac"),
+    );
+    assert!(call.on_response(&key_of(update), ok, t0 + Duration::from_secs(45)));
+    assert!(ended(&drain(&mut call)).is_none());
+    // A (the refresher on its leg) never refreshes: 120 - 32 s after the
+    // answer the call is over, both legs get BYE.
+    call.handle_timeout(t0 + Duration::from_secs(88));
+    let out = drain(&mut call);
+    assert_eq!(requests(&out, Method::Bye).len(), 2, "{out:?}");
+    assert_eq!(ended(&out).unwrap().cause.0, 408);
+}
+
+#[test]
+fn too_small_session_interval_gets_422_with_min_se() {
+    let t0 = Instant::now();
+    let inv = invite_with("Supported: timer\r\nSession-Expires: 60\r\n");
+    let mut call = start_with(inv, 1, t0);
+    let out = drain(&mut call);
+    let resp = &responses(&out)[0];
+    assert_eq!(resp.status.0, 422);
+    assert_eq!(resp.headers.get_str(&HeaderName::MinSe), Some("90"));
+    assert!(requests(&out, Method::Invite).is_empty());
+    assert!(call.is_finished());
 }

@@ -63,11 +63,32 @@ pub struct CallsSection {
     pub no_answer_timeout_s: u64,
     /// Codecs passed between the legs, by SDP name, in preference order.
     pub codecs: Vec<String>,
+    /// Session timers (RFC 4028) on both legs of every call.
+    pub session_timers: bool,
+    /// The session interval asked for and accepted at most, seconds.
+    pub session_expires_s: u32,
+    /// The smallest session interval accepted (Min-SE), seconds (>= 90).
+    pub min_se_s: u32,
+}
+
+impl CallsSection {
+    /// The session timer settings, if enabled.
+    pub fn session_config(&self) -> Option<pbx::session_timer::SessionConfig> {
+        self.session_timers
+            .then_some(pbx::session_timer::SessionConfig {
+                session_expires: self.session_expires_s,
+                min_se: self.min_se_s,
+                insist: false,
+            })
+    }
 }
 
 impl Default for CallsSection {
     fn default() -> Self {
         CallsSection {
+            session_timers: true,
+            session_expires_s: 1800,
+            min_se_s: 90,
             no_answer_timeout_s: 60,
             codecs: pbx::call::anchor::DEFAULT_CODECS
                 .iter()

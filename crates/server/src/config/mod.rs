@@ -454,6 +454,21 @@ fn validate(cfg: &Config) -> Result<(), (String, String)> {
             format!("{} is outside 1..=3600", cfg.calls.no_answer_timeout_s),
         );
     }
+    if cfg.calls.min_se_s < 90 {
+        return fail(
+            "calls.min_se_s",
+            format!("{} is below the RFC 4028 minimum of 90", cfg.calls.min_se_s),
+        );
+    }
+    if cfg.calls.session_expires_s < cfg.calls.min_se_s {
+        return fail(
+            "calls.session_expires_s",
+            format!(
+                "{} must not be below min_se_s ({})",
+                cfg.calls.session_expires_s, cfg.calls.min_se_s
+            ),
+        );
+    }
     if cfg.calls.codecs.is_empty() {
         return fail("calls.codecs", "at least one codec is needed".into());
     }
