@@ -8,7 +8,7 @@ set -euo pipefail
 
 SECONDS_PER_TARGET="${1:-60}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TARGETS=(parse_message stream_framing sdp_offer_answer rtp_packets)
+TARGETS=(parse_message stream_framing sdp_offer_answer sdp_anchor rtp_packets)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "run.sh: the nightly toolchain is required (rustup toolchain install nightly)" >&2

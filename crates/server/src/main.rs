@@ -192,6 +192,10 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             }
         }
     };
+    let ended = sip_core.hang_up_all();
+    if ended > 0 {
+        info!(calls = ended, "calls hung up for the shutdown");
+    }
     let (calls, relays, ports_free) = sip_core.call_summary();
     info!(calls, relays, ports_free, "calls at shutdown");
     // Stop listening, then let the writer store what is pending.

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sipp::{CALLER, config, pair, register_callee, wait_cdr};
+use common::sipp::{CALLER, config, pair, passed, register_callee, uac_spawn, uas, wait_cdr};
 use common::{Pbx, free_port, require_sipp};
 
 const CALLEE: &str = "2002";
@@ -146,4 +146,26 @@ fn ten_thousand_calls_leak_no_ports() {
     );
     let ended = log.matches("call ended").count();
     assert_eq!(ended, calls as usize, "calls ended");
+}
+
+/// SIGTERM with a call up: both phones get BYE before the PBX exits.
+#[test]
+fn shutdown_hangs_up_calls_in_progress() {
+    require_sipp();
+    let mut pbx = Pbx::start(&config(""), false);
+    let port = free_port();
+    register_callee(&pbx, "2005", port);
+    let callee = uas(&pbx, "call_uas.xml", port, 1, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    let caller = uac_spawn(&pbx, "call_uac_recv_bye.xml", "2005", 1, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !pbx.log().contains("media call=1 leg=B") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let status = pbx.terminate(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()));
+    passed(&pbx, "caller", caller);
+    passed(&pbx, "callee", callee);
+    assert!(pbx.log().contains("calls hung up for the shutdown"));
 }

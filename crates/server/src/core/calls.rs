@@ -420,6 +420,18 @@ impl Core {
         self.drive(id, now);
     }
 
+    /// Ends every call (shutdown): BYE to answered legs, CANCEL and 503
+    /// to ringing ones.
+    pub(super) fn hang_up_all(&mut self, now: Instant) {
+        let ids: Vec<u64> = self.calls.calls.keys().copied().collect();
+        for id in ids {
+            if let Some(call) = self.calls.calls.get_mut(&id) {
+                call.hangup(503, "PBX shutting down", now);
+            }
+            self.drive(id, now);
+        }
+    }
+
     /// Runs the call timers that are due.
     pub(super) fn call_timers(&mut self, now: Instant) {
         while let Some(&(t, id)) = self.calls.timers.first() {

@@ -595,6 +595,16 @@ impl SharedCore {
         }
     }
 
+    /// Hangs up every call (at shutdown, while the transports still send).
+    pub fn hang_up_all(&self) -> usize {
+        let (now, wall) = (Instant::now(), unix_ms());
+        let mut core = self.lock();
+        let n = core.calls().summary().0;
+        core.hang_up_all(now);
+        core.flush(now, wall);
+        n
+    }
+
     /// Calls, relays and free RTP port pairs (see [`Calls::summary`]).
     pub fn call_summary(&self) -> (usize, usize, usize) {
         self.lock().calls().summary()

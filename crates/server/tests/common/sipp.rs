@@ -97,6 +97,13 @@ pub fn passed(pbx: &Pbx, what: &str, child: Child) {
 
 /// Runs a SIPp UAC scenario calling `dialled` through the PBX.
 pub fn uac(pbx: &Pbx, name: &str, dialled: &str, calls: u32, extra: &[&str]) -> Output {
+    uac_spawn(pbx, name, dialled, calls, extra)
+        .wait_with_output()
+        .unwrap()
+}
+
+/// Starts a SIPp UAC scenario calling `dialled` through the PBX.
+pub fn uac_spawn(pbx: &Pbx, name: &str, dialled: &str, calls: u32, extra: &[&str]) -> Child {
     let csv = write_csv(
         &pbx.dir,
         &format!("callers-{name}.csv"),
@@ -114,7 +121,9 @@ pub fn uac(pbx: &Pbx, name: &str, dialled: &str, calls: u32, extra: &[&str]) -> 
         .args(["-timeout", "40s", "-timeout_error", "-recv_timeout", "30s"])
         .args(extra)
         .current_dir(&pbx.dir)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap()
 }
 
