@@ -107,6 +107,11 @@ fn bad_input_gets_the_right_answer_and_leaks_nothing() {
         raw_invite(&pbx, CALLEE, &sdp("0"), "Max-Forwards: 0\r\n"),
         483
     );
+    // Reliable provisionals demanded of the PBX: not offered to callers.
+    assert_eq!(
+        raw_invite(&pbx, CALLEE, &sdp("0"), "Require: 100rel\r\n"),
+        420
+    );
     // The callee's contact does not answer: 480 after Timer B; too slow
     // for a test, so that path is covered by the call engine's unit tests.
     let log = pbx.log();

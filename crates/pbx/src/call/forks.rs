@@ -304,8 +304,12 @@ impl Call {
                 HeaderName::ContentType,
                 Bytes::from_static(b"application/sdp"),
             );
-            to_a.body = body;
+            to_a.body = body.clone();
+            self.codec = info.codec.clone().or(self.codec.take());
             self.media(Side::B, &info);
+            // A reliable 183 carries B's only answer (RFC 3262); the
+            // caller got it unreliably and needs it again in the 200.
+            self.early_answer = Some(body);
         }
         self.respond_a(to_a);
     }
@@ -447,6 +451,16 @@ impl Call {
             to_a.body = body;
             self.codec = info.codec.clone().or(self.codec.take());
             self.media(Side::B, &info);
+            sdp_ok = true;
+        } else if resp.body.is_empty()
+            && self.a_had_offer
+            && let Some(body) = self.early_answer.clone()
+        {
+            to_a.headers.push(
+                HeaderName::ContentType,
+                Bytes::from_static(b"application/sdp"),
+            );
+            to_a.body = body;
             sdp_ok = true;
         }
         self.b = Some(dialog);

@@ -320,6 +320,8 @@ pub struct Call {
     b_invite_seq: u32,
     /// The ACK for B's 2xx waits for A's ACK when the offer came in B's 2xx.
     b_ack_deferred: Option<u32>,
+    /// B's answer from a provisional response, as sent to A.
+    early_answer: Option<Bytes>,
     a_local: LocalAddrs,
     in_dialog: in_dialog::Pending,
     no_answer_at: Option<Instant>,
@@ -394,6 +396,7 @@ impl Call {
             b: None,
             b_invite_seq: 1,
             b_ack_deferred: None,
+            early_answer: None,
             a_local: new.a_local,
             in_dialog: in_dialog::Pending::default(),
             no_answer_at: Some(now + config.no_answer),

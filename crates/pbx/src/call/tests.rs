@@ -566,3 +566,34 @@ fn too_small_session_interval_gets_422_with_min_se() {
     assert!(requests(&out, Method::Invite).is_empty());
     assert!(call.is_finished());
 }
+
+#[test]
+fn answer_from_a_reliable_183_is_repeated_in_the_200() {
+    let t0 = Instant::now();
+    let mut call = start(1, t0);
+    let (b_inv, _) = requests(&drain(&mut call), Method::Invite).remove(0);
+    let mut early = reply(&b_inv, 183, Some(ANSWER));
+    early
+        .headers
+        .push(HeaderName::Require, Bytes::from_static(b"100rel"));
+    early
+        .headers
+        .push(HeaderName::RSeq, Bytes::from_static(b"1"));
+    call.on_response(&key_of(&b_inv), early, t0);
+    let out = drain(&mut call);
+    let pracks = requests(&out, Method::Prack);
+    assert_eq!(pracks.len(), 1);
+    assert_eq!(
+        pracks[0].0.headers.get_str(&HeaderName::RAck),
+        Some("1 1 INVITE")
+    );
+    let early_to_a = responses(&out)[0].body.clone();
+    assert!(!early_to_a.is_empty());
+    // The 200 carries no SDP: the caller gets the early answer again.
+    call.on_response(&key_of(&b_inv), reply(&b_inv, 200, None), t0);
+    let out = drain(&mut call);
+    let ok = &responses(&out)[0];
+    assert_eq!(ok.status.0, 200);
+    assert_eq!(ok.body, early_to_a);
+    assert_eq!(call.codec.as_deref(), Some("PCMA"));
+}

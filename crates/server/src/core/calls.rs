@@ -136,6 +136,23 @@ impl Core {
         if looped {
             return respond(self, 482, "Loop Detected");
         }
+        // Reliable provisional responses towards callers are not offered
+        // (Supported lists 100rel for PRACK on the callee side only).
+        let requires_100rel = req
+            .headers
+            .list_values(&HeaderName::Require)
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case(b"100rel"));
+        if requires_100rel {
+            return self.respond(
+                &ReplyTo::Transaction(key.clone()),
+                &req.headers,
+                StatusCode(420),
+                "Bad Extension",
+                &[(HeaderName::Unsupported, "100rel".to_string())],
+                now,
+            );
+        }
         let max_forwards = req
             .headers
             .get_str(&HeaderName::MaxForwards)
