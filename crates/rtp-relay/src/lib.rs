@@ -6,8 +6,6 @@
 //! - [`session`]: one call's media: two legs, each a socket pair and a
 //!   sans-IO [`media::rtp::RtpRelay`] for what arrives on it, driven by one
 //!   tokio task per session.
-//! - [`engine`]: the same sessions served in batches by a few OS threads,
-//!   each with its own `mio::Poll` (no task wake-up per packet).
 //! - [`quality`]: what each phone reports in RTCP about the media it
 //!   receives (loss, jitter) and the PBX↔phone round-trip time, per leg.
 //!
@@ -15,13 +13,10 @@
 //! lives in `media::rtp::relay`; this crate only owns sockets, tasks and the
 //! real clock.
 
-pub mod engine;
-mod leg;
 pub mod pool;
 pub mod quality;
 pub mod session;
 
-pub use engine::{EngineSession, RelayEngine};
 pub use pool::{PortLease, PortPair, PortPool, PortRange};
 pub use quality::{RtcpMonitor, RtcpQuality};
 pub use session::{Leg, LegSetup, LegStats, RelaySession, SessionEvent, SessionStats};

@@ -24,19 +24,26 @@
 //! [`LegStats::quality`] holds what the phone reports about the media it
 //! receives (loss, jitter) and the PBX↔phone round-trip time.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use media::rtp::{RelayConfig, RelayCounters, RelayEvent};
+use media::rtp::{Action, RelayConfig, RelayCounters, RelayEvent, RtpRelay};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::Error;
-use crate::leg::{self, EventSink, LegIo, RecvBatch};
-use crate::pool::PortPair;
-use crate::quality::RtcpQuality;
+use crate::pool::{PortLease, PortPair};
+use crate::quality::{RtcpMonitor, RtcpQuality};
+
+/// Largest datagram relayed intact; longer ones are truncated by the OS.
+/// Media over UDP stays under the path MTU.
+const MAX_DATAGRAM: usize = 2048;
+
+/// Datagrams read from one socket per wake-up before the others get a turn.
+const BATCH: usize = 64;
 
 /// One side of the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,14 +55,14 @@ pub enum Leg {
 }
 
 impl Leg {
-    pub(crate) fn index(self) -> usize {
+    fn index(self) -> usize {
         match self {
             Leg::A => 0,
             Leg::B => 1,
         }
     }
 
-    pub(crate) fn from_index(i: usize) -> Self {
+    fn from_index(i: usize) -> Self {
         if i == 0 { Leg::A } else { Leg::B }
     }
 }
@@ -163,15 +170,22 @@ impl RelaySession {
     }
 
     fn spawn(a: LegSetup, b: LegSetup, events: EventSink) -> Result<Self, Error> {
+        let now = Instant::now();
         let local = [a.ports.rtp_addr(), b.ports.rtp_addr()];
-        let legs = LegIo::pair(a, b, Instant::now(), UdpSocket::from_std)?;
+        // Each phone receives what the other leg's relay sends, under that
+        // relay's outgoing SSRC.
+        let (ssrc_to_b, ssrc_to_a) = (a.relay.out_ssrc, b.relay.out_ssrc);
+        let legs = [
+            LegIo::new(a, ssrc_to_a, now)?,
+            LegIo::new(b, ssrc_to_b, now)?,
+        ];
         let (commands, command_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(SessionStats::default()));
         let worker = Worker {
             legs,
             stats: Arc::clone(&stats),
             events,
-            batch: RecvBatch::new(1),
+            buf: Box::new([0; MAX_DATAGRAM]),
         };
         let task = tokio::spawn(worker.run(command_rx));
         Ok(Self {
@@ -226,6 +240,59 @@ impl Drop for RelaySession {
 }
 
 #[derive(Debug)]
+struct LegIo {
+    // Field order matters: sockets close before the lease frees the ports.
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    relay: RtpRelay,
+    /// Source of RTCP on the odd port, latched like RTP.
+    rtcp_remote: Option<SocketAddr>,
+    /// What the phone reports in RTCP, and SRs relayed to it.
+    monitor: RtcpMonitor,
+    stats: LegStats,
+    _lease: PortLease,
+}
+
+impl LegIo {
+    /// `media_ssrc`: the SSRC of the RTP the phone receives from the relay.
+    fn new(setup: LegSetup, media_ssrc: u32, now: Instant) -> io::Result<Self> {
+        let (rtp, rtcp, lease) = setup.ports.into_parts();
+        let monitor = RtcpMonitor::new(setup.relay.clock_rate, Some(media_ssrc));
+        Ok(Self {
+            rtp: UdpSocket::from_std(rtp)?,
+            rtcp: UdpSocket::from_std(rtcp)?,
+            relay: RtpRelay::new(setup.relay, now),
+            rtcp_remote: None,
+            monitor,
+            stats: LegStats::default(),
+            _lease: lease,
+        })
+    }
+
+    /// Where RTP for this leg goes: the latched address, else the signalled
+    /// one.
+    fn rtp_destination(&self) -> Option<SocketAddr> {
+        self.relay.latched().or_else(|| {
+            self.relay
+                .config()
+                .signalled
+                .filter(|s| s.port() != 0 && !s.ip().is_unspecified())
+        })
+    }
+
+    /// Where odd-port RTCP for this leg goes: its latched RTCP source, else
+    /// the RTP destination's port plus one.
+    fn rtcp_destination(&self) -> Option<SocketAddr> {
+        self.rtcp_remote.or_else(|| {
+            self.rtp_destination().and_then(|mut d| {
+                d.set_port(d.port().checked_add(1)?);
+                Some(d)
+            })
+        })
+    }
+}
+
+#[derive(Debug)]
 enum Wake {
     Rtp(usize),
     Rtcp(usize),
@@ -234,17 +301,39 @@ enum Wake {
     Failed,
 }
 
+/// Where a session's events go.
+enum EventSink {
+    /// The session's own channel.
+    Own(mpsc::UnboundedSender<SessionEvent>),
+    /// A channel shared by many sessions, events tagged with the id.
+    Tagged(u64, mpsc::UnboundedSender<(u64, SessionEvent)>),
+}
+
+impl EventSink {
+    fn send(&self, event: SessionEvent) {
+        // The owner may have stopped listening; media goes on.
+        let _ = match self {
+            EventSink::Own(tx) => tx.send(event).is_ok(),
+            EventSink::Tagged(id, tx) => tx.send((*id, event)).is_ok(),
+        };
+    }
+}
+
 struct Worker {
-    legs: [LegIo<UdpSocket>; 2],
+    legs: [LegIo; 2],
     stats: Arc<Mutex<SessionStats>>,
     events: EventSink,
-    batch: RecvBatch,
+    buf: Box<[u8; MAX_DATAGRAM]>,
 }
 
 impl Worker {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
-            let deadline = leg::poll_timeout(&self.legs);
+            let deadline = self
+                .legs
+                .iter()
+                .filter_map(|l| l.relay.poll_timeout())
+                .min();
             let wake = {
                 let [a, b] = &self.legs;
                 // Unbiased: tokio polls the branches in random order, so a
@@ -266,7 +355,10 @@ impl Worker {
                     break;
                 }
                 Wake::Command(Some(Command::Relatch(leg, signalled))) => {
-                    self.legs[leg.index()].relatch(signalled, Instant::now());
+                    self.legs[leg.index()]
+                        .relay
+                        .relatch(signalled, Instant::now());
+                    self.legs[leg.index()].rtcp_remote = None;
                 }
                 Wake::Command(Some(Command::SetMediaTimeout(leg, timeout))) => {
                     self.legs[leg.index()]
@@ -286,26 +378,108 @@ impl Worker {
         self.publish();
     }
 
-    /// Relays what waits on leg `from`'s RTP socket to the other leg.
+    /// Reads up to [`BATCH`] datagrams from leg `from`'s RTP socket and
+    /// relays them to the other leg.
     fn drain_rtp(&mut self, from: usize) {
         let [a, b] = &mut self.legs;
         let (rx, tx) = if from == 0 { (a, b) } else { (b, a) };
-        // Not drained: the readiness stays set, so the next turn reads on.
-        let _ = leg::drain_rtp(rx, tx, &mut self.batch);
+        for _ in 0..BATCH {
+            let (n, src) = match rx.rtp.try_recv_from(&mut self.buf[..]) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    rx.stats.recv_errors += 1;
+                    tracing::debug!(error = %e, "RTP receive failed");
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            let (len, rtcp) = match rx.relay.handle_packet(src, &mut self.buf[..n], now) {
+                Action::Forward(len) => (len, false),
+                Action::Rtcp(len) => {
+                    rx.monitor.on_rtcp_from_phone(&self.buf[..len], now);
+                    (len, true)
+                }
+                Action::Drop(reason) => {
+                    tracing::trace!(?reason, %src, "RTP datagram dropped");
+                    continue;
+                }
+            };
+            let Some(dst) = tx.rtp_destination() else {
+                rx.stats.no_destination += 1;
+                continue;
+            };
+            match tx.rtp.try_send_to(&self.buf[..len], dst) {
+                Ok(_) if rtcp => {
+                    rx.stats.rtcp_forwarded += 1;
+                    tx.monitor
+                        .on_rtcp_to_phone(&self.buf[..len], Instant::now());
+                }
+                Ok(_) => {}
+                Err(_) => rx.stats.send_failed += 1,
+            }
+        }
     }
 
-    /// Relays RTCP arriving on leg `from`'s odd port.
+    /// Relays RTCP arriving on leg `from`'s odd port, from the IP latched
+    /// for RTP only.
     fn drain_rtcp(&mut self, from: usize) {
         let [a, b] = &mut self.legs;
         let (rx, tx) = if from == 0 { (a, b) } else { (b, a) };
-        let _ = leg::drain_rtcp(rx, tx, &mut self.batch);
+        for _ in 0..BATCH {
+            let (n, src) = match rx.rtcp.try_recv_from(&mut self.buf[..]) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    rx.stats.recv_errors += 1;
+                    tracing::debug!(error = %e, "RTCP receive failed");
+                    continue;
+                }
+            };
+            let accepted = match (rx.rtcp_remote, rx.relay.latched()) {
+                (Some(remote), _) => remote == src,
+                (None, Some(rtp)) if rtp.ip() == src.ip() => {
+                    rx.rtcp_remote = Some(src);
+                    true
+                }
+                _ => false,
+            };
+            if !accepted || !media::rtp::is_rtcp(&self.buf[..n]) {
+                rx.stats.rtcp_dropped += 1;
+                continue;
+            }
+            rx.monitor
+                .on_rtcp_from_phone(&self.buf[..n], Instant::now());
+            let Some(dst) = tx.rtcp_destination() else {
+                rx.stats.no_destination += 1;
+                continue;
+            };
+            match tx.rtcp.try_send_to(&self.buf[..n], dst) {
+                Ok(_) => {
+                    rx.stats.rtcp_forwarded += 1;
+                    tx.monitor.on_rtcp_to_phone(&self.buf[..n], Instant::now());
+                }
+                Err(_) => rx.stats.send_failed += 1,
+            }
+        }
     }
 
     /// Hands relay events to the owner and refreshes the shared counters.
     fn publish(&mut self) {
-        leg::emit_events(&mut self.legs, &self.events);
-        let snapshot = leg::snapshot(&mut self.legs);
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        for (i, leg) in self.legs.iter_mut().enumerate() {
+            while let Some(event) = leg.relay.poll_event() {
+                self.events.send(SessionEvent {
+                    leg: Leg::from_index(i),
+                    event,
+                });
+            }
+            leg.stats.relay = *leg.relay.counters();
+            leg.stats.latched = leg.relay.latched();
+            leg.stats.quality = leg.monitor.quality();
+        }
+        let mut shared = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        shared.a = self.legs[0].stats;
+        shared.b = self.legs[1].stats;
     }
 }
 

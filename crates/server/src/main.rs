@@ -129,8 +129,9 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
 
     let outbound = transport::Outbound::default();
     let (media_events, media_rx) = tokio::sync::mpsc::unbounded_channel();
-    let media = media::MediaManager::new(&cfg.media, media_events)
-        .context("setting up the RTP relay ([media] in the configuration)")?;
+    let media =
+        media::MediaManager::new(&cfg.media, tokio::runtime::Handle::current(), media_events)
+            .context("setting up the RTP relay ([media] in the configuration)")?;
     info!(
         ports = %cfg.media.rtp_ports,
         pairs = media.available_ports(),

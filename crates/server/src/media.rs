@@ -5,11 +5,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use ahash::HashMap;
-use anyhow::Context;
 use pbx::call::{Side, StreamChange};
-use rtp_relay::{
-    EngineSession, Leg, LegSetup, PortPool, PortRange, RelayEngine, SessionEvent, SessionStats,
-};
+use rtp_relay::{Leg, LegSetup, PortPool, PortRange, RelaySession, SessionEvent, SessionStats};
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -29,8 +27,7 @@ pub type CallMediaEvent = (u64, SessionEvent);
 /// The relays of all calls.
 pub struct MediaManager {
     pool: PortPool,
-    /// Relay threads serving every call's sockets (no task per call).
-    engine: RelayEngine,
+    runtime: Handle,
     timeout: Option<Duration>,
     public: Option<IpAddr>,
     sessions: HashMap<u64, Relay>,
@@ -41,7 +38,7 @@ pub struct MediaManager {
 
 /// A call's relay and what was last applied to each leg (remote, timeout).
 struct Relay {
-    session: EngineSession,
+    session: RelaySession,
     applied: [Option<(Option<SocketAddr>, Option<Duration>)>; 2],
 }
 
@@ -62,15 +59,14 @@ impl MediaManager {
     /// A manager for `cfg`; relay events go to `events`.
     pub fn new(
         cfg: &MediaSection,
+        runtime: Handle,
         events: mpsc::UnboundedSender<CallMediaEvent>,
     ) -> anyhow::Result<MediaManager> {
         let (start, end) = cfg.port_range().map_err(anyhow::Error::msg)?;
         let pool = PortPool::new(cfg.bind_address, PortRange { start, end })?;
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-        let engine = RelayEngine::new(threads).context("starting the RTP relay threads")?;
         Ok(MediaManager {
             pool,
-            engine,
+            runtime,
             timeout: (cfg.media_timeout_s > 0).then(|| Duration::from_secs(cfg.media_timeout_s)),
             public: cfg.public_address,
             sessions: HashMap::default(),
@@ -138,7 +134,8 @@ impl MediaManager {
             },
         };
         let (a, b) = (setup(a), setup(b));
-        let session = self.engine.start_tagged(a, b, id, self.events.clone())?;
+        let _guard = self.runtime.enter();
+        let session = RelaySession::start_tagged(a, b, id, self.events.clone())?;
         self.sessions.insert(
             id,
             Relay {
@@ -177,10 +174,9 @@ impl MediaManager {
     /// relay task has closed them. Returns the last counters.
     pub fn stop(&mut self, id: u64) -> Option<SessionStats> {
         let relay = self.sessions.remove(&id)?;
-        // Counters as of the relay thread's last refresh (at most 100 ms
-        // old); dropping tells the thread to close the sockets, which
-        // returns the ports to the pool.
         let stats = relay.session.stats();
+        // Dropping aborts the task; its sockets close and the ports return
+        // when the runtime drops it (no task spawned just to await it).
         drop(relay);
         Some(stats)
     }
