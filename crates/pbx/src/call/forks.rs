@@ -325,36 +325,13 @@ impl Call {
             .headers
             .get_str(&HeaderName::RSeq)
             .and_then(|v| v.trim().parse::<u32>().ok());
-        let (true, Some(rseq), Some(to)) = (required, rseq, resp.headers.get_str(&HeaderName::To))
-        else {
+        let (true, Some(rseq)) = (required, rseq) else {
             return;
         };
         let branch = self.next_branch();
-        let fork = &mut self.forks[index];
-        fork.seq += 1;
-        let early = Dialog {
-            call_id: self.b_call_id.clone(),
-            local_tag: self.b_tag.clone(),
-            remote_tag: resp
-                .headers
-                .to()
-                .and_then(|t| t.tag().map(str::to_owned))
-                .unwrap_or_default(),
-            local_uri: without_tag(
-                fork.request
-                    .headers
-                    .get_str(&HeaderName::From)
-                    .unwrap_or(""),
-            ),
-            remote_uri: without_tag(to),
-            local_seq: fork.seq,
-            remote_target: contact_uri(&resp.headers)
-                .unwrap_or_else(|| fork.request.uri.as_str().to_owned()),
-            route_set: record_route(&resp.headers).into_iter().rev().collect(),
-            dest: fork.dest,
-            sent_by: self.b_local.sip.to_string(),
-            contact: String::new(),
-        };
+        self.forks[index].seq += 1;
+        let early = self.fork_dialog(index, resp);
+        let fork = &self.forks[index];
         let mut prack = early.request_with_seq(Method::Prack, fork.seq, &branch);
         prack.headers.remove(&HeaderName::Contact);
         prack.headers.push(
@@ -365,6 +342,32 @@ impl Call {
             request: prack,
             dest: fork.dest,
         });
+    }
+
+    /// The (early or confirmed) B-leg dialog a response to fork `index`
+    /// establishes (§12.1.2): remote tag and target from the response, the
+    /// route set its Record-Route reversed, our CSeq where the fork is.
+    fn fork_dialog(&self, index: usize, resp: &Response) -> Dialog {
+        let fork = &self.forks[index];
+        let header = |name: &HeaderName| fork.request.headers.get_str(name).unwrap_or("");
+        Dialog {
+            call_id: self.b_call_id.clone(),
+            local_tag: self.b_tag.clone(),
+            remote_tag: resp
+                .headers
+                .to()
+                .and_then(|t| t.tag().map(str::to_owned))
+                .unwrap_or_default(),
+            local_uri: without_tag(header(&HeaderName::From)),
+            remote_uri: without_tag(resp.headers.get_str(&HeaderName::To).unwrap_or("")),
+            local_seq: fork.seq,
+            remote_target: contact_uri(&resp.headers)
+                .unwrap_or_else(|| fork.request.uri.as_str().to_owned()),
+            route_set: record_route(&resp.headers).into_iter().rev().collect(),
+            dest: fork.dest,
+            sent_by: self.b_local.sip.to_string(),
+            contact: header(&HeaderName::Contact).to_owned(),
+        }
     }
 
     fn fork_answered(&mut self, index: usize, resp: Response, now: Instant) {
@@ -381,34 +384,7 @@ impl Call {
         fork.state = ForkState::Answered;
         let invite_seq = fork.invite_seq;
         let trunk = fork.target.trunk.clone();
-        let dialog = Dialog {
-            call_id: self.b_call_id.clone(),
-            local_tag: self.b_tag.clone(),
-            remote_tag: resp
-                .headers
-                .to()
-                .and_then(|t| t.tag().map(str::to_owned))
-                .unwrap_or_default(),
-            local_uri: without_tag(
-                fork.request
-                    .headers
-                    .get_str(&HeaderName::From)
-                    .unwrap_or(""),
-            ),
-            remote_uri: without_tag(resp.headers.get_str(&HeaderName::To).unwrap_or("")),
-            local_seq: fork.seq,
-            remote_target: contact_uri(&resp.headers)
-                .unwrap_or_else(|| fork.request.uri.as_str().to_owned()),
-            route_set: record_route(&resp.headers).into_iter().rev().collect(),
-            dest: fork.dest,
-            sent_by: self.b_local.sip.to_string(),
-            contact: fork
-                .request
-                .headers
-                .get_str(&HeaderName::Contact)
-                .unwrap_or_default()
-                .to_owned(),
-        };
+        let dialog = self.fork_dialog(index, &resp);
         if self.phase != Phase::Ringing || self.b.is_some() {
             // Answered too late (another fork won, or the caller left):
             // confirm and release it at once.
