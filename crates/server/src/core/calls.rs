@@ -9,12 +9,12 @@ use std::time::Instant;
 use ahash::HashMap;
 use pbx::UnixMs;
 use pbx::call::{Call, CallConfig, CallEnd, LocalAddrs, NewCall, Output, Parties, Target};
-use sip::auth::Verdict;
 use sip::header::HeaderName;
 use sip::transaction::{Remote, TransactionKey};
 use sip::{Request, StatusCode};
 use tracing::{debug, info};
 
+use super::auth::Role;
 use super::trunks::Destination;
 use super::{Core, Persist, ReplyTo};
 use crate::media::MediaManager;
@@ -276,72 +276,13 @@ impl Core {
         now: Instant,
         wall: UnixMs,
     ) -> Option<super::Profile> {
-        let credentials = req
-            .headers
-            .get_all(&HeaderName::ProxyAuthorization)
-            .map(|v| &v[..]);
-        let directory = &self.directory;
-        let verdict = self.auth.verify(credentials, "INVITE", now, |user, alg| {
-            directory.ha1(user, alg)
-        });
-        let forbidden = |core: &mut Core| {
-            core.respond(
-                &ReplyTo::Transaction(key.clone()),
-                &req.headers,
-                StatusCode(403),
-                "Forbidden",
-                &[],
-                now,
-            );
-        };
-        let username = match verdict {
-            Verdict::Authenticated { username } => {
-                self.guard.record_success(source.addr.ip());
-                username
-            }
-            Verdict::Challenge => {
-                self.proxy_challenge(key.clone(), req, false, now);
-                return None;
-            }
-            Verdict::Stale => {
-                self.proxy_challenge(key.clone(), req, true, now);
-                return None;
-            }
-            Verdict::Failed { username, reason } => {
-                debug!(source = %source.addr, %username, reason, "INVITE authentication failed");
-                let blocked = self
-                    .guard
-                    .record_failure(source.addr.ip(), &username, reason, wall);
-                if blocked && !self.silent_block {
-                    forbidden(self);
-                } else {
-                    self.proxy_challenge(key.clone(), req, false, now);
-                }
-                return None;
-            }
-        };
+        let reply = ReplyTo::Transaction(key.clone());
+        let username = self.authenticate(Role::Proxy, &reply, req, source, now, wall)?;
         let profile = self.directory.profile(&username).cloned();
         if profile.is_none() {
-            forbidden(self);
+            self.respond(&reply, &req.headers, StatusCode(403), "Forbidden", &[], now);
         }
         profile
-    }
-
-    fn proxy_challenge(&mut self, key: TransactionKey, req: &Request, stale: bool, now: Instant) {
-        let extra: Vec<(HeaderName, String)> = self
-            .auth
-            .challenges(now, stale)
-            .into_iter()
-            .map(|c| (HeaderName::ProxyAuthenticate, c))
-            .collect();
-        self.respond(
-            &ReplyTo::Transaction(key),
-            &req.headers,
-            StatusCode(407),
-            "Proxy Authentication Required",
-            &extra,
-            now,
-        );
     }
 
     /// A request within a call's dialog (BYE, re-INVITE, UPDATE, INFO, ...).

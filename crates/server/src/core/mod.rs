@@ -7,6 +7,7 @@
 //! (416/420/415), then the method's handler. Unparseable input is answered
 //! statelessly where the RFC asks for it and dropped otherwise.
 
+mod auth;
 mod calls;
 mod directory;
 mod recent;
