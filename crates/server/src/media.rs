@@ -50,9 +50,7 @@ fn leg(side: Side) -> Leg {
 }
 
 fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    u32::from_le_bytes(b)
+    crate::core::random_u64() as u32
 }
 
 impl MediaManager {

@@ -15,7 +15,8 @@ use sip::{Request, StatusCode};
 use tracing::{debug, info};
 
 use super::auth::Role;
-use super::trunks::Destination;
+use super::random_u64;
+use super::trunks::{Destination, user_of};
 use super::{Core, Persist, ReplyTo};
 use crate::media::MediaManager;
 
@@ -40,8 +41,6 @@ impl Calls {
     /// Calls with `config`; `media` is `None` when no relay is available
     /// (INVITEs then get 503).
     pub fn new(config: CallConfig, media: Option<MediaManager>, listen: &[SocketAddr]) -> Calls {
-        let mut seed = [0u8; 4];
-        let _ = aws_lc_rs::rand::fill(&mut seed);
         let port = |v6: bool| {
             listen
                 .iter()
@@ -58,7 +57,7 @@ impl Calls {
             deadlines: HashMap::default(),
             next_id: 1,
             config,
-            branch_prefix: format!("z9hG4bK-{:08x}-", u32::from_le_bytes(seed)),
+            branch_prefix: format!("z9hG4bK-{:08x}-", random_u64() as u32),
             media,
             sip_ports: (port(false), port(true)),
         }
@@ -92,12 +91,6 @@ impl Calls {
         };
         SocketAddr::new(ip, port)
     }
-}
-
-fn seed() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    u64::from_le_bytes(b)
 }
 
 impl Core {
@@ -182,12 +175,7 @@ impl Core {
             let Some(caller) = self.authenticate_caller(&key, &req, source, now, wall) else {
                 return;
             };
-            let dialled = req
-                .uri
-                .as_sip()
-                .and_then(|u| u.user_decoded())
-                .map(|u| String::from_utf8_lossy(&u).into_owned())
-                .unwrap_or_default();
+            let dialled = user_of(&req.uri).unwrap_or_default();
             match self.route(&dialled, &caller) {
                 Ok(Destination::Extension(callee)) => {
                     let targets = self.contacts_of(&callee);
@@ -224,7 +212,7 @@ impl Core {
         self.calls.next_id += 1;
         let new = NewCall {
             id,
-            seed: seed(),
+            seed: random_u64(),
             invite: req.clone(),
             key: key.clone(),
             source,

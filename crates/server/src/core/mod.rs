@@ -115,6 +115,14 @@ pub struct Core {
     routing: Routing,
 }
 
+/// A random 64-bit value from the OS source (seeds for tags, branches,
+/// Call-IDs, SSRCs; not for secrets).
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
 /// Wall-clock milliseconds (for state that outlives the process).
 pub fn unix_ms() -> UnixMs {
     SystemTime::now()
@@ -133,15 +141,13 @@ impl Core {
         now: Instant,
     ) -> Core {
         let t = &cfg.sip.timers;
-        let mut seed = [0u8; 8];
-        let _ = aws_lc_rs::rand::fill(&mut seed);
         let layer = TransactionLayer::new(sip::transaction::Config {
             timers: sip::transaction::TimerConfig {
                 t1: Duration::from_millis(t.t1_ms),
                 t2: Duration::from_millis(t.t2_ms),
                 t4: Duration::from_millis(t.t4_ms),
             },
-            tag_seed: u64::from_le_bytes(seed),
+            tag_seed: random_u64(),
         });
         let sec = &cfg.security;
         let guard = Guard::new(GuardConfig {

@@ -99,7 +99,8 @@ impl Routing {
     }
 }
 
-fn user_of(uri: &Uri) -> Option<String> {
+/// The user part of a SIP URI, decoded (a dialled number or DID).
+pub(super) fn user_of(uri: &Uri) -> Option<String> {
     uri.as_sip()
         .and_then(|u| u.user_decoded())
         .map(|u| String::from_utf8_lossy(&u).into_owned())
@@ -182,7 +183,6 @@ impl Core {
 
     /// Starts the registrations of trunks with `register = true`.
     pub(super) fn start_trunk_registrations(&mut self, now: Instant) {
-        let mut seed = [0u8; 8];
         for (index, t) in self.routing.trunks.clone().iter().enumerate() {
             let (true, Some(user), Some(password)) = (t.register, &t.username, &t.password) else {
                 continue;
@@ -214,8 +214,7 @@ impl Core {
                 &host_port(local),
             );
             config.expires = t.register_expires_s;
-            let _ = aws_lc_rs::rand::fill(&mut seed);
-            let mut reg = TrunkRegistration::new(config, u64::from_le_bytes(seed));
+            let mut reg = TrunkRegistration::new(config, super::random_u64());
             reg.start(now);
             self.routing.registrations.push((index, reg));
         }
