@@ -239,16 +239,13 @@ impl Call {
         }
     }
 
-    /// A response to one of the forks' INVITEs, if `key` is one of them.
-    pub(super) fn fork_response(
-        &mut self,
-        key: &TransactionKey,
-        resp: Response,
-        now: Instant,
-    ) -> bool {
-        let Some(index) = self.forks.iter().position(|f| &f.key == key) else {
-            return false;
-        };
+    /// The fork whose INVITE transaction `key` is.
+    pub(super) fn fork_of(&self, key: &TransactionKey) -> Option<usize> {
+        self.forks.iter().position(|f| &f.key == key)
+    }
+
+    /// A response to fork `index`'s INVITE.
+    pub(super) fn fork_response(&mut self, index: usize, resp: Response, now: Instant) {
         let status = resp.status.0;
         match status {
             100 => {}
@@ -261,12 +258,11 @@ impl Call {
                 self.fork_failed(index, status, reason, now);
             }
         }
-        true
     }
 
     /// A fork's INVITE timed out (Timer B) or could not be sent.
     pub(super) fn fork_timeout(&mut self, key: &TransactionKey, now: Instant) -> bool {
-        let Some(index) = self.forks.iter().position(|f| &f.key == key) else {
+        let Some(index) = self.fork_of(key) else {
             return false;
         };
         if !self.forks[index].is_final() {

@@ -234,7 +234,11 @@ impl Call {
     /// A response to a client transaction of this call. Returns whether it
     /// belonged to the call.
     pub fn on_response(&mut self, key: &TransactionKey, resp: Response, now: Instant) -> bool {
-        if self.refresh_response(key, &resp, now) || self.fork_response(key, resp.clone(), now) {
+        if self.refresh_response(key, &resp, now) {
+            return true;
+        }
+        if let Some(fork) = self.fork_of(key) {
+            self.fork_response(fork, resp, now);
             return true;
         }
         let Some(index) = self

@@ -466,8 +466,10 @@ impl Core {
             rtp_b_in = stats.map_or(0, |s| s.b.relay.packets_in),
             "call ended"
         );
-        let (calls, relays, free) = self.calls.summary();
-        debug!(calls, relays, ports_free = free, "call and port usage");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let (calls, relays, free) = self.calls.summary();
+            debug!(calls, relays, ports_free = free, "call and port usage");
+        }
         let quality = |q: rtp_relay::RtcpQuality| (q.reports > 0).then_some(q);
         let reported = [
             stats.and_then(|s| quality(s.a.quality)),
