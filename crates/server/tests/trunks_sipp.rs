@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::sipp::{CALLER, config, passed, register_callee, uac, uas, uas_on, wait_cdr};
+use common::sipp::{CALLER, caller_passes, config, passed, register_callee, uas, uas_on, wait_cdr};
 use common::{Pbx, free_port, require_sipp};
 
 /// Dialplan: `9` + number goes out through `trunks` with the 9 stripped
@@ -55,13 +55,7 @@ fn outbound_call_fails_over_from_503_to_the_next_trunk() {
         1,
         &["-set", "dialled", "030123456"],
     );
-    std::thread::sleep(Duration::from_millis(200));
-    let caller = uac(&pbx, "call_uac.xml", "9030123456", 1, &["-d", "500"]);
-    assert!(
-        caller.status.success(),
-        "{}",
-        common::sipp::explain("caller", &caller, &pbx)
-    );
+    caller_passes(&pbx, "call_uac.xml", "9030123456", 1, &["-d", "500"]);
     passed(&pbx, "alpha", alpha);
     passed(&pbx, "beta", beta);
     let cdr = wait_cdr(&pbx, "ANSWERED", 2);
@@ -118,13 +112,7 @@ fn carrier_challenge_is_answered_with_the_trunk_credentials() {
             "s3cret-trunk",
         ],
     );
-    std::thread::sleep(Duration::from_millis(200));
-    let caller = uac(&pbx, "call_uac.xml", "9030123456", 1, &["-d", "300"]);
-    assert!(
-        caller.status.success(),
-        "{}",
-        common::sipp::explain("caller", &caller, &pbx)
-    );
+    caller_passes(&pbx, "call_uac.xml", "9030123456", 1, &["-d", "300"]);
     passed(&pbx, "carrier", carrier);
     // 407 (proxy) the same way.
     let carrier = uas_on(
@@ -135,13 +123,7 @@ fn carrier_challenge_is_answered_with_the_trunk_credentials() {
         1,
         &["-set", "user", "trunkuser"],
     );
-    std::thread::sleep(Duration::from_millis(200));
-    let caller = uac(&pbx, "call_uac.xml", "9030123456", 1, &["-d", "300"]);
-    assert!(
-        caller.status.success(),
-        "{}",
-        common::sipp::explain("caller", &caller, &pbx)
-    );
+    caller_passes(&pbx, "call_uac.xml", "9030123456", 1, &["-d", "300"]);
     passed(&pbx, "carrier (407)", carrier);
 }
 
@@ -187,6 +169,20 @@ fn trunk_registers_with_the_carrier() {
     );
 }
 
+/// The carrier (on the trunk's address 127.0.0.2) calls `did` once.
+fn carrier_calls(pbx: &Pbx, did: &str, port: u16, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new("timeout")
+        .args(["60", "sipp", &format!("127.0.0.1:{}", pbx.port), "-sf"])
+        .arg(common::sipp::scenario("carrier_inbound_uac.xml"))
+        .args(["-set", "did", did, "-i", "127.0.0.2", "-p"])
+        .arg(port.to_string())
+        .args(["-m", "1", "-nostdin", "-timeout_error"])
+        .args(extra)
+        .current_dir(&pbx.dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn inbound_did_from_a_trunk_rings_the_extension() {
     require_sipp();
@@ -200,24 +196,12 @@ fn inbound_did_from_a_trunk_rings_the_extension() {
     register_callee(&pbx, "2004", uas_port);
     let callee = uas(&pbx, "call_uas.xml", uas_port, 1, &[]);
     std::thread::sleep(Duration::from_millis(200));
-    let out = std::process::Command::new("timeout")
-        .args(["60", "sipp", &format!("127.0.0.1:{}", pbx.port), "-sf"])
-        .arg(common::sipp::scenario("carrier_inbound_uac.xml"))
-        .args(["-set", "did", "4930123456", "-i", "127.0.0.2", "-p"])
-        .arg(carrier_port.to_string())
-        .args([
-            "-m",
-            "1",
-            "-d",
-            "500",
-            "-nostdin",
-            "-timeout",
-            "30s",
-            "-timeout_error",
-        ])
-        .current_dir(&pbx.dir)
-        .output()
-        .unwrap();
+    let out = carrier_calls(
+        &pbx,
+        "4930123456",
+        carrier_port,
+        &["-d", "500", "-timeout", "30s"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -230,15 +214,7 @@ fn inbound_did_from_a_trunk_rings_the_extension() {
         "{cdr}"
     );
     // An unknown DID is refused.
-    let out = std::process::Command::new("timeout")
-        .args(["30", "sipp", &format!("127.0.0.1:{}", pbx.port), "-sf"])
-        .arg(common::sipp::scenario("carrier_inbound_uac.xml"))
-        .args(["-set", "did", "999", "-i", "127.0.0.2", "-p"])
-        .arg(carrier_port.to_string())
-        .args(["-m", "1", "-nostdin", "-timeout", "10s", "-timeout_error"])
-        .current_dir(&pbx.dir)
-        .output()
-        .unwrap();
+    let out = carrier_calls(&pbx, "999", carrier_port, &["-timeout", "10s"]);
     assert!(!out.status.success());
     assert!(pbx.log().contains("inbound DID not routed"));
 }

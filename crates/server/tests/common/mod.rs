@@ -185,6 +185,15 @@ pub fn require_sipp() {
     );
 }
 
+/// The value of `name="..."` in a challenge line (empty if absent).
+fn quoted_param(line: &str, name: &str) -> String {
+    line.split(&format!("{name}=\""))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A tiny UDP SIP client for REGISTER tests.
 pub struct Phone {
     pub sock: UdpSocket,
@@ -271,15 +280,10 @@ impl Phone {
                     && l.contains(&format!("algorithm={},", alg.as_str()))
             })?
             .to_string();
-        let field = |name: &str| -> String {
-            challenge
-                .split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let (realm, nonce) = (field("realm"), field("nonce"));
+        let (realm, nonce) = (
+            quoted_param(&challenge, "realm"),
+            quoted_param(&challenge, "nonce"),
+        );
         let uri = format!("sip:{}", self.domain);
         let creds = sip::auth::Credentials {
             username: self.user.clone(),
@@ -352,15 +356,10 @@ impl Phone {
             .lines()
             .find(|l| l.starts_with("Proxy-Authenticate:"))?
             .to_string();
-        let field = |name: &str| -> String {
-            challenge
-                .split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let (realm, nonce) = (field("realm"), field("nonce"));
+        let (realm, nonce) = (
+            quoted_param(&challenge, "realm"),
+            quoted_param(&challenge, "nonce"),
+        );
         let uri = format!("sip:{to}@{d}");
         let alg = sip::auth::Algorithm::Md5;
         let creds = sip::auth::Credentials {
