@@ -19,7 +19,9 @@ pub mod session;
 
 pub use pool::{PortLease, PortPair, PortPool, PortRange};
 pub use quality::{RtcpMonitor, RtcpQuality};
-pub use session::{Leg, LegSetup, LegStats, RelaySession, SessionEvent, SessionStats};
+pub use session::{
+    Leg, LegSetup, LegStats, PacketTransform, RelaySession, SessionEvent, SessionStats,
+};
 
 use std::net::IpAddr;
 

@@ -75,6 +75,18 @@ pub struct LegSetup {
     pub ports: PortPair,
     /// The relay of datagrams arriving on this leg.
     pub relay: RelayConfig,
+    /// Rewrites RTP arriving on this leg before it leaves towards the other
+    /// (transcoding); `None` relays it as it is.
+    pub transform: Option<Box<dyn PacketTransform>>,
+}
+
+/// Rewrites the RTP packets of one direction, after the relay's own header
+/// handling (SSRC and sequence continuity) and before sending: transcoding
+/// between legs that share no codec. RTCP is not passed through it.
+pub trait PacketTransform: Send + std::fmt::Debug {
+    /// Writes the packet to send for RTP `packet` into `out` and returns
+    /// its length, or `None` to drop it (a packet that cannot be converted).
+    fn transform(&mut self, packet: &[u8], out: &mut [u8]) -> Option<usize>;
 }
 
 /// An event of one leg's relay, for call control.
@@ -130,6 +142,7 @@ impl SessionStats {
 #[derive(Debug)]
 enum Command {
     Relatch(Leg, Option<SocketAddr>),
+    SetTransform(Leg, Option<Box<dyn PacketTransform>>),
     SetMediaTimeout(Leg, Option<Duration>),
     Close,
 }
@@ -186,6 +199,7 @@ impl RelaySession {
             stats: Arc::clone(&stats),
             events,
             buf: Box::new([0; MAX_DATAGRAM]),
+            out: Box::new([0; MAX_DATAGRAM]),
         };
         let task = tokio::spawn(worker.run(command_rx));
         Ok(Self {
@@ -210,6 +224,12 @@ impl RelaySession {
     pub fn relatch(&self, leg: Leg, signalled: Option<SocketAddr>) {
         // A send error means the task is gone; nothing left to relatch.
         let _ = self.commands.send(Command::Relatch(leg, signalled));
+    }
+
+    /// Replaces the transform of RTP arriving on `leg` (a re-negotiated
+    /// codec); `None` relays it unchanged.
+    pub fn set_transform(&self, leg: Leg, transform: Option<Box<dyn PacketTransform>>) {
+        let _ = self.commands.send(Command::SetTransform(leg, transform));
     }
 
     /// Changes `leg`'s media timeout (`None` while on hold).
@@ -245,6 +265,8 @@ struct LegIo {
     rtp: UdpSocket,
     rtcp: UdpSocket,
     relay: RtpRelay,
+    /// Applied to RTP arriving on this leg (transcoding).
+    transform: Option<Box<dyn PacketTransform>>,
     /// Source of RTCP on the odd port, latched like RTP.
     rtcp_remote: Option<SocketAddr>,
     /// What the phone reports in RTCP, and SRs relayed to it.
@@ -262,6 +284,7 @@ impl LegIo {
             rtp: UdpSocket::from_std(rtp)?,
             rtcp: UdpSocket::from_std(rtcp)?,
             relay: RtpRelay::new(setup.relay, now),
+            transform: setup.transform,
             rtcp_remote: None,
             monitor,
             stats: LegStats::default(),
@@ -324,6 +347,8 @@ struct Worker {
     stats: Arc<Mutex<SessionStats>>,
     events: EventSink,
     buf: Box<[u8; MAX_DATAGRAM]>,
+    /// Where a transform writes its packet.
+    out: Box<[u8; MAX_DATAGRAM]>,
 }
 
 impl Worker {
@@ -359,6 +384,9 @@ impl Worker {
                         .relay
                         .relatch(signalled, Instant::now());
                     self.legs[leg.index()].rtcp_remote = None;
+                }
+                Wake::Command(Some(Command::SetTransform(leg, transform))) => {
+                    self.legs[leg.index()].transform = transform;
                 }
                 Wake::Command(Some(Command::SetMediaTimeout(leg, timeout))) => {
                     self.legs[leg.index()]
@@ -409,7 +437,14 @@ impl Worker {
                 rx.stats.no_destination += 1;
                 continue;
             };
-            match tx.rtp.try_send_to(&self.buf[..len], dst) {
+            let packet = match &mut rx.transform {
+                Some(t) if !rtcp => match t.transform(&self.buf[..len], &mut self.out[..]) {
+                    Some(n) => &self.out[..n],
+                    None => continue,
+                },
+                _ => &self.buf[..len],
+            };
+            match tx.rtp.try_send_to(packet, dst) {
                 Ok(_) if rtcp => {
                     rx.stats.rtcp_forwarded += 1;
                     tx.monitor

@@ -54,10 +54,12 @@ async fn call(start: u16, media_timeout: Option<Duration>) -> Call {
     let a = LegSetup {
         ports: pool.allocate().unwrap(),
         relay: relay_config(phone_a.local_addr().unwrap(), OUT_SSRC_TO_B, media_timeout),
+        transform: None,
     };
     let b = LegSetup {
         ports: pool.allocate().unwrap(),
         relay: relay_config(phone_b.local_addr().unwrap(), OUT_SSRC_TO_A, media_timeout),
+        transform: None,
     };
     let (session, events) = RelaySession::start(a, b).unwrap();
     Call {
@@ -436,10 +438,12 @@ async fn ipv6_loopback_session() {
         LegSetup {
             ports: pool.allocate().unwrap(),
             relay: relay_config(phone_a.local_addr().unwrap(), OUT_SSRC_TO_B, None),
+            transform: None,
         },
         LegSetup {
             ports: pool.allocate().unwrap(),
             relay: relay_config(phone_b.local_addr().unwrap(), OUT_SSRC_TO_A, None),
+            transform: None,
         },
     )
     .unwrap();
@@ -664,4 +668,62 @@ async fn rtt_per_leg_from_lsr_and_dlsr_of_relayed_sender_reports() {
     // The final counters keep the round-trip times.
     let stats = c.session.close().await;
     assert!(stats.a.quality.rtt_ms.is_some() && stats.b.quality.rtt_ms.is_some());
+}
+
+/// Turns PCMU (PT 0) into PT 8 and inverts each payload octet, so both
+/// the header and the payload show that the transform ran.
+#[derive(Debug)]
+struct FlipPayload;
+
+impl rtp_relay::PacketTransform for FlipPayload {
+    fn transform(&mut self, packet: &[u8], out: &mut [u8]) -> Option<usize> {
+        let p = RtpPacket::parse(packet).ok()?;
+        let header = RtpHeader {
+            payload_type: 8,
+            sequence: p.sequence(),
+            timestamp: p.timestamp(),
+            ssrc: p.ssrc(),
+            ..RtpHeader::default()
+        };
+        let payload: Vec<u8> = p.payload().iter().map(|b| !b).collect();
+        header.write(&payload, out).ok()
+    }
+}
+
+#[tokio::test]
+async fn transform_rewrites_one_direction_until_removed() {
+    let c = call(22940, None).await;
+    let (to_a, to_b) = (c.session.local_addr(Leg::A), c.session.local_addr(Leg::B));
+    c.session.set_transform(Leg::A, Some(Box::new(FlipPayload)));
+    let payload = [0x0Fu8; 160];
+    c.phone_a
+        .send_to(&rtp(0x1234, 1, 0, &payload), to_a)
+        .await
+        .unwrap();
+    let p = recv(&c.phone_b).await;
+    let p = RtpPacket::parse(&p).unwrap();
+    assert_eq!((p.payload_type(), p.payload()), (8, &[0xF0u8; 160][..]));
+    assert_eq!(
+        p.ssrc(),
+        OUT_SSRC_TO_B,
+        "the relay's header handling still applies"
+    );
+
+    // The other direction is untouched.
+    c.phone_b
+        .send_to(&rtp(0x9999, 1, 0, &payload), to_b)
+        .await
+        .unwrap();
+    let p = recv(&c.phone_a).await;
+    let p = RtpPacket::parse(&p).unwrap();
+    assert_eq!((p.payload_type(), p.payload()), (0, &payload[..]));
+
+    c.session.set_transform(Leg::A, None);
+    c.phone_a
+        .send_to(&rtp(0x1234, 2, 160, &payload), to_a)
+        .await
+        .unwrap();
+    let p = recv(&c.phone_b).await;
+    assert_eq!(RtpPacket::parse(&p).unwrap().payload(), &payload[..]);
+    c.session.close().await;
 }

@@ -130,6 +130,7 @@ impl MediaManager {
                 initial_timestamp: random_u32(),
                 ..Default::default()
             },
+            transform: None,
         };
         let (a, b) = (setup(a), setup(b));
         let _guard = self.runtime.enter();
