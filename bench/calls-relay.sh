@@ -136,10 +136,11 @@ for _ in $(seq 50); do
 done
 [ "$ready" = 1 ] || { echo "PBX does not answer OPTIONS:" >&2; tail -20 "$work/pbx.log" >&2; exit 2; }
 
-cpu_us() { # utime+stime of $1 in µs
+cpu_us() { # "utime stime" of $1 in µs
     python3 -c 'import os,sys
 f=open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")",1)[1].split()
-print((int(f[11])+int(f[12]))*1000000//os.sysconf("SC_CLK_TCK"))' "$1"
+t=os.sysconf("SC_CLK_TCK")
+print(int(f[11])*1000000//t, int(f[12])*1000000//t)' "$1"
 }
 status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
 now_s() { date +%s.%N; }
@@ -157,25 +158,25 @@ sleep 1
 
 # 2. The calls, with CPU/RSS samples: before, steady state, after.
 rss_before=$(status_kb "$pbx_pid" VmRSS)
-cpu_before=$(cpu_us "$pbx_pid")
+read -r cpu_before_u cpu_before_s < <(cpu_us "$pbx_pid")
 t_start=$(now_s)
 # shellcheck disable=SC2086
 "$LOADGEN_BIN" "${common[@]}" --skip-register --calls "$CALLS" --rate "$RATE" --hold "$HOLD" \
     --progress 5s $LOADGEN_ARGS >"$work/loadgen.out" 2>"$work/loadgen.err" &
 lg_pid=$!
 sleep "$steady_from"
-cpu_a=$(cpu_us "$pbx_pid"); t_a=$(now_s)
+read -r cpu_a_u cpu_a_s < <(cpu_us "$pbx_pid"); t_a=$(now_s)
 rss_peak_seen=0
 while python3 -c "import sys; sys.exit(0 if $(now_s) - $t_start < $steady_to else 1)"; do
     r=$(status_kb "$pbx_pid" VmRSS); [ "$r" -gt "$rss_peak_seen" ] && rss_peak_seen=$r
     sleep 0.5
 done
-cpu_b=$(cpu_us "$pbx_pid"); t_b=$(now_s)
+read -r cpu_b_u cpu_b_s < <(cpu_us "$pbx_pid"); t_b=$(now_s)
 rss_steady=$(status_kb "$pbx_pid" VmRSS)
 lg_status=0
 wait "$lg_pid" || lg_status=$?
 t_end=$(now_s)
-cpu_after=$(cpu_us "$pbx_pid")
+read -r cpu_after_u cpu_after_s < <(cpu_us "$pbx_pid")
 rss_hwm=$(status_kb "$pbx_pid" VmHWM)
 rss_after=$(status_kb "$pbx_pid" VmRSS)
 
@@ -189,8 +190,12 @@ import json, sys
 r = json.loads(sys.argv[1])
 calls = $CALLS
 up = r["peak_concurrent"] or 1
-steady_cpu = ($cpu_b - $cpu_a) / 1e6 / ($t_b - $t_a)
-run_cpu = ($cpu_after - $cpu_before) / 1e6 / ($t_end - $t_start)
+steady_user = ($cpu_b_u - $cpu_a_u) / 1e6 / ($t_b - $t_a)
+steady_sys = ($cpu_b_s - $cpu_a_s) / 1e6 / ($t_b - $t_a)
+steady_cpu = steady_user + steady_sys
+run_cpu = ($cpu_after_u + $cpu_after_s - $cpu_before_u - $cpu_before_s) / 1e6 / ($t_end - $t_start)
+# Each call relays one 20 ms stream per direction: 100 datagrams/s in and out.
+pps = up * 100
 print("PBX figures")
 print(f"  calls {calls}, established {r['calls_established']}, failed {r['calls_failed']} {r['failed_by_status']}, peak concurrent {r['peak_concurrent']}")
 for k, name in (("rtp_caller_to_callee", "caller->callee"), ("rtp_callee_to_caller", "callee->caller")):
@@ -199,6 +204,8 @@ for k, name in (("rtp_caller_to_callee", "caller->callee"), ("rtp_callee_to_call
           f"arrival deviation p99 {d['arrival_dev_ms']['p99']:.3f} ms max {d['arrival_dev_ms']['max']:.3f} ms, transit p99 {d['transit_ms']['p99']:.3f} ms")
 print(f"  setup latency p50 {r['setup_ms']['p50']:.2f} ms, p99 {r['setup_ms']['p99']:.2f} ms")
 print(f"  PBX CPU, steady state ({$t_b - $t_a:.1f} s, {up} calls up): {steady_cpu*100:.1f} % of one core = {steady_cpu*100/up:.4f} % per call")
+print(f"    of which user space {steady_user*100:.1f} %, kernel {steady_sys*100:.1f} % (the kernel part includes loopback delivery to the receiver)")
+print(f"    per relayed datagram: {steady_cpu*1e6/pps:.2f} µs ({steady_user*1e6/pps:.2f} µs user, {steady_sys*1e6/pps:.2f} µs kernel)")
 print(f"  PBX CPU, whole run ({$t_end - $t_start:.1f} s): {run_cpu*100:.1f} % of one core")
 print(f"  PBX RSS: before {$rss_before/1024:.1f} MiB, steady {$rss_steady/1024:.1f} MiB, peak seen {$rss_peak_seen/1024:.1f} MiB, "
       f"VmHWM {$rss_hwm/1024:.1f} MiB, after {$rss_after/1024:.1f} MiB")
@@ -207,6 +214,7 @@ print(f"  loadgen CPU: {r['loadgen_cpu_pct']:.1f} % of one core over {r['duratio
 print("JSON " + json.dumps({
     "calls": calls, "established": r["calls_established"], "failed": r["calls_failed"],
     "pbx_cpu_pct_steady": round(steady_cpu*100, 3), "pbx_cpu_pct_per_call": round(steady_cpu*100/up, 5),
+    "pbx_user_pct_steady": round(steady_user*100, 3), "pbx_sys_pct_steady": round(steady_sys*100, 3),
     "pbx_rss_kib_before": $rss_before, "pbx_rss_kib_steady": $rss_steady, "pbx_rss_kib_hwm": $rss_hwm,
     "pbx_rss_kib_per_call": round(($rss_steady - $rss_before)/up, 2),
     "loss_pct_fwd": r["rtp_caller_to_callee"]["loss_pct"], "loss_pct_rev": r["rtp_callee_to_caller"]["loss_pct"],

@@ -11,10 +11,14 @@
 //! Tasks: one tokio task per session. A session is two legs of a few
 //! hundred packets per second; a task each keeps sessions independent (a
 //! slow or failing call never delays another) and costs a few hundred bytes,
-//! while tokio spreads thousands of them over the worker threads. After each
-//! readiness notification the task drains the socket with `try_recv_from`
-//! until `WouldBlock` (capped per turn for fairness), so a burst costs one
-//! wake-up. Sends use `try_send_to`: a full socket buffer drops the packet
+//! while tokio spreads thousands of them over the worker threads. The task
+//! is a hand-written future: a wake-up checks each socket's readiness and
+//! drains the ready ones with `try_recv_from` until `WouldBlock` (capped per
+//! turn for fairness), so a burst costs one wake-up and no futures or timer
+//! entries are built per packet. Commands from the owner arrive through a
+//! mutex-guarded inbox taken once per wake-up; counters are published at
+//! most every [`PUBLISH_EVERY`] while media flows (and at once with every
+//! event). Sends use `try_send_to`: a full socket buffer drops the packet
 //! (counted) instead of stalling the other direction, as real-time media
 //! prefers.
 //!
@@ -24,9 +28,12 @@
 //! [`LegStats::quality`] holds what the phone reports about the media it
 //! receives (loss, jitter) and the PBX↔phone round-trip time.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use media::rtp::{Action, RelayConfig, RelayCounters, RelayEvent, RtpRelay};
@@ -147,12 +154,55 @@ enum Command {
     Close,
 }
 
+/// What the owner and the relay task share: commands travel in, counters
+/// travel out. A plain mutex: the task takes it once per wake-up, the owner
+/// only for rare commands and stats reads.
+#[derive(Debug, Default)]
+struct Shared {
+    inbox: Mutex<Inbox>,
+    stats: Mutex<SessionStats>,
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    commands: Vec<Command>,
+    /// The task's waker, to wake it for a command.
+    waker: Option<Waker>,
+}
+
+impl Shared {
+    fn send(&self, command: Command) {
+        let waker = {
+            let mut inbox = lock(&self.inbox);
+            inbox.commands.push(command);
+            inbox.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Registers the task's waker and takes the pending commands, in one
+    /// lock: a command sent after this finds the waker and wakes the task.
+    fn take_commands(&self, waker: &Waker) -> Vec<Command> {
+        let mut inbox = lock(&self.inbox);
+        match &inbox.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => inbox.waker = Some(waker.clone()),
+        }
+        std::mem::take(&mut inbox.commands)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A running relay between two legs; closing or dropping it stops the task
 /// and returns the ports to the pool.
 #[derive(Debug)]
 pub struct RelaySession {
-    commands: mpsc::UnboundedSender<Command>,
-    stats: Arc<Mutex<SessionStats>>,
+    shared: Arc<Shared>,
     local: [SocketAddr; 2],
     task: Option<JoinHandle<()>>,
 }
@@ -192,19 +242,23 @@ impl RelaySession {
             LegIo::new(a, ssrc_to_a, now)?,
             LegIo::new(b, ssrc_to_b, now)?,
         ];
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let stats = Arc::new(Mutex::new(SessionStats::default()));
+        let shared = Arc::new(Shared::default());
         let worker = Worker {
             legs,
-            stats: Arc::clone(&stats),
+            shared: Arc::clone(&shared),
             events,
             buf: Box::new([0; MAX_DATAGRAM]),
             out: Box::new([0; MAX_DATAGRAM]),
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+                now,
+            ))),
+            armed: None,
+            published: now,
+            dirty: false,
         };
-        let task = tokio::spawn(worker.run(command_rx));
+        let task = tokio::spawn(worker);
         Ok(Self {
-            commands,
-            stats,
+            shared,
             local,
             task: Some(task),
         })
@@ -217,30 +271,30 @@ impl RelaySession {
 
     /// Counters per leg, as of the task's last wake-up.
     pub fn stats(&self) -> SessionStats {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.shared.stats)
     }
 
     /// Signalling moved `leg`'s remote address: latch again.
     pub fn relatch(&self, leg: Leg, signalled: Option<SocketAddr>) {
         // A send error means the task is gone; nothing left to relatch.
-        let _ = self.commands.send(Command::Relatch(leg, signalled));
+        self.shared.send(Command::Relatch(leg, signalled));
     }
 
     /// Replaces the transform of RTP arriving on `leg` (a re-negotiated
     /// codec); `None` relays it unchanged.
     pub fn set_transform(&self, leg: Leg, transform: Option<Box<dyn PacketTransform>>) {
-        let _ = self.commands.send(Command::SetTransform(leg, transform));
+        self.shared.send(Command::SetTransform(leg, transform));
     }
 
     /// Changes `leg`'s media timeout (`None` while on hold).
     pub fn set_media_timeout(&self, leg: Leg, timeout: Option<Duration>) {
-        let _ = self.commands.send(Command::SetMediaTimeout(leg, timeout));
+        self.shared.send(Command::SetMediaTimeout(leg, timeout));
     }
 
     /// Stops the task; when this returns, the sockets are closed and the
     /// ports are back in the pool. Returns the final counters.
     pub async fn close(mut self) -> SessionStats {
-        let _ = self.commands.send(Command::Close);
+        self.shared.send(Command::Close);
         if let Some(task) = self.task.take()
             && let Err(e) = task.await
         {
@@ -315,15 +369,6 @@ impl LegIo {
     }
 }
 
-#[derive(Debug)]
-enum Wake {
-    Rtp(usize),
-    Rtcp(usize),
-    Timeout,
-    Command(Option<Command>),
-    Failed,
-}
-
 /// Where a session's events go.
 enum EventSink {
     /// The session's own channel.
@@ -342,79 +387,166 @@ impl EventSink {
     }
 }
 
+/// How often the shared counters are refreshed while media flows. Events
+/// (latching, timeouts) are handed over at once; counters for a CDR or a
+/// status page may lag this much.
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+
+/// The relay task, polled by hand rather than written as an `async fn`
+/// with `select!`: a wake-up then costs a readiness check per socket and
+/// one lock, instead of building six futures and a timer entry per packet.
 struct Worker {
     legs: [LegIo; 2],
-    stats: Arc<Mutex<SessionStats>>,
+    shared: Arc<Shared>,
     events: EventSink,
     buf: Box<[u8; MAX_DATAGRAM]>,
     /// Where a transform writes its packet.
     out: Box<[u8; MAX_DATAGRAM]>,
+    /// The media-timeout timer; re-armed only when it fires or a deadline
+    /// comes earlier, not for every packet that pushes the deadline later.
+    timer: Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
+    published: Instant,
+    /// Counters changed since `published`.
+    dirty: bool,
+}
+
+/// How a socket's turn ended.
+enum Turn {
+    /// Drained: the socket would block and its readiness is re-registered.
+    Idle,
+    /// The batch cap was hit with datagrams left; poll again soon.
+    More,
+    /// The IO driver is gone (runtime shutdown).
+    Failed,
+}
+
+impl Future for Worker {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let mut changed = false;
+        for command in this.shared.take_commands(cx.waker()) {
+            changed = true;
+            let now = Instant::now();
+            match command {
+                Command::Close => {
+                    this.forward_events();
+                    this.publish();
+                    return Poll::Ready(());
+                }
+                Command::Relatch(leg, signalled) => {
+                    let io = &mut this.legs[leg.index()];
+                    io.relay.relatch(signalled, now);
+                    io.rtcp_remote = None;
+                }
+                Command::SetTransform(leg, transform) => {
+                    this.legs[leg.index()].transform = transform;
+                }
+                Command::SetMediaTimeout(leg, timeout) => {
+                    this.legs[leg.index()].relay.set_media_timeout(timeout, now);
+                }
+            }
+        }
+        let mut more = false;
+        for from in 0..2 {
+            for rtcp in [false, true] {
+                match this.turn(cx, from, rtcp) {
+                    Turn::Idle => {}
+                    Turn::More => more = true,
+                    Turn::Failed => {
+                        tracing::warn!("RTP relay lost its IO driver; stopping");
+                        this.forward_events();
+                        this.publish();
+                        return Poll::Ready(());
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        this.fire_timer(cx, now);
+        this.forward_events();
+        if changed || (this.dirty && now.duration_since(this.published) >= PUBLISH_EVERY) {
+            this.publish();
+        }
+        this.arm_timer(cx);
+        if more {
+            // Fairness: let other sessions run before the rest of a burst.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
 }
 
 impl Worker {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    /// Relays what is waiting on one socket, then re-registers interest.
+    fn turn(&mut self, cx: &mut Context<'_>, from: usize, rtcp: bool) -> Turn {
         loop {
-            let deadline = self
-                .legs
-                .iter()
-                .filter_map(|l| l.relay.poll_timeout())
-                .min();
-            let wake = {
-                let [a, b] = &self.legs;
-                // Unbiased: tokio polls the branches in random order, so a
-                // flooded socket cannot starve the other leg.
-                tokio::select! {
-                    c = commands.recv() => Wake::Command(c),
-                    r = a.rtp.readable() => r.map_or(Wake::Failed, |()| Wake::Rtp(0)),
-                    r = b.rtp.readable() => r.map_or(Wake::Failed, |()| Wake::Rtp(1)),
-                    r = a.rtcp.readable() => r.map_or(Wake::Failed, |()| Wake::Rtcp(0)),
-                    r = b.rtcp.readable() => r.map_or(Wake::Failed, |()| Wake::Rtcp(1)),
-                    () = sleep_until(deadline), if deadline.is_some() => Wake::Timeout,
-                }
-            };
-            match wake {
-                Wake::Command(None | Some(Command::Close)) => break,
-                Wake::Failed => {
-                    // Only when the IO driver is shutting down.
-                    tracing::warn!("RTP relay lost its IO driver; stopping");
-                    break;
-                }
-                Wake::Command(Some(Command::Relatch(leg, signalled))) => {
-                    self.legs[leg.index()]
-                        .relay
-                        .relatch(signalled, Instant::now());
-                    self.legs[leg.index()].rtcp_remote = None;
-                }
-                Wake::Command(Some(Command::SetTransform(leg, transform))) => {
-                    self.legs[leg.index()].transform = transform;
-                }
-                Wake::Command(Some(Command::SetMediaTimeout(leg, timeout))) => {
-                    self.legs[leg.index()]
-                        .relay
-                        .set_media_timeout(timeout, Instant::now());
-                }
-                Wake::Rtp(from) => self.drain_rtp(from),
-                Wake::Rtcp(from) => self.drain_rtcp(from),
-                Wake::Timeout => {}
+            let io = &self.legs[from];
+            let socket = if rtcp { &io.rtcp } else { &io.rtp };
+            match socket.poll_recv_ready(cx) {
+                Poll::Pending => return Turn::Idle,
+                Poll::Ready(Err(_)) => return Turn::Failed,
+                Poll::Ready(Ok(())) => {}
             }
-            let now = Instant::now();
+            self.dirty = true;
+            let capped = if rtcp {
+                self.drain_rtcp(from)
+            } else {
+                self.drain_rtp(from)
+            };
+            if capped {
+                return Turn::More;
+            }
+            // Drained to `WouldBlock`: polling again registers the waker.
+        }
+    }
+
+    /// Checks the media timeouts if the timer fired.
+    fn fire_timer(&mut self, cx: &mut Context<'_>, now: Instant) {
+        if self.armed.is_some() && self.timer.as_mut().poll(cx).is_ready() {
+            self.armed = None;
             for leg in &mut self.legs {
                 leg.relay.handle_timeout(now);
             }
-            self.publish();
         }
-        self.publish();
+    }
+
+    /// Keeps the timer at the earliest deadline: a media timeout, or the
+    /// refresh of counters that changed since they were last published.
+    fn arm_timer(&mut self, cx: &mut Context<'_>) {
+        let publish = self.dirty.then(|| self.published + PUBLISH_EVERY);
+        let Some(deadline) = self
+            .legs
+            .iter()
+            .filter_map(|l| l.relay.poll_timeout())
+            .chain(publish)
+            .min()
+        else {
+            return;
+        };
+        if self.armed.is_none_or(|armed| deadline < armed) {
+            self.armed = Some(deadline);
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
+            if self.timer.as_mut().poll(cx).is_ready() {
+                // Already due: handled on the next turn.
+                cx.waker().wake_by_ref();
+            }
+        }
     }
 
     /// Reads up to [`BATCH`] datagrams from leg `from`'s RTP socket and
-    /// relays them to the other leg.
-    fn drain_rtp(&mut self, from: usize) {
+    /// relays them to the other leg; true if the cap stopped it.
+    fn drain_rtp(&mut self, from: usize) -> bool {
         let [a, b] = &mut self.legs;
         let (rx, tx) = if from == 0 { (a, b) } else { (b, a) };
         for _ in 0..BATCH {
             let (n, src) = match rx.rtp.try_recv_from(&mut self.buf[..]) {
                 Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) => {
                     rx.stats.recv_errors += 1;
                     tracing::debug!(error = %e, "RTP receive failed");
@@ -454,17 +586,18 @@ impl Worker {
                 Err(_) => rx.stats.send_failed += 1,
             }
         }
+        true
     }
 
     /// Relays RTCP arriving on leg `from`'s odd port, from the IP latched
-    /// for RTP only.
-    fn drain_rtcp(&mut self, from: usize) {
+    /// for RTP only; true if the batch cap stopped it.
+    fn drain_rtcp(&mut self, from: usize) -> bool {
         let [a, b] = &mut self.legs;
         let (rx, tx) = if from == 0 { (a, b) } else { (b, a) };
         for _ in 0..BATCH {
             let (n, src) = match rx.rtcp.try_recv_from(&mut self.buf[..]) {
                 Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) => {
                     rx.stats.recv_errors += 1;
                     tracing::debug!(error = %e, "RTCP receive failed");
@@ -497,29 +630,39 @@ impl Worker {
                 Err(_) => rx.stats.send_failed += 1,
             }
         }
+        true
     }
 
-    /// Hands relay events to the owner and refreshes the shared counters.
-    fn publish(&mut self) {
+    /// Hands relay events to the owner; counters follow at once when an
+    /// event happened, so they never lag what the owner was told.
+    fn forward_events(&mut self) {
+        let mut any = false;
         for (i, leg) in self.legs.iter_mut().enumerate() {
             while let Some(event) = leg.relay.poll_event() {
+                any = true;
                 self.events.send(SessionEvent {
                     leg: Leg::from_index(i),
                     event,
                 });
             }
+        }
+        if any {
+            self.publish();
+        }
+    }
+
+    /// Refreshes the shared counters.
+    fn publish(&mut self) {
+        for leg in &mut self.legs {
             leg.stats.relay = *leg.relay.counters();
             leg.stats.latched = leg.relay.latched();
             leg.stats.quality = leg.monitor.quality();
         }
-        let mut shared = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shared = lock(&self.shared.stats);
         shared.a = self.legs[0].stats;
         shared.b = self.legs[1].stats;
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(d) = deadline {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
+        drop(shared);
+        self.published = Instant::now();
+        self.dirty = false;
     }
 }

@@ -9,6 +9,9 @@ use super::{Engine, SLOT, SLOTS};
 use crate::net;
 use crate::rtp::{self, Side, Stream};
 
+/// Datagrams read from one RTP socket per readiness event.
+const RECV_BATCH: usize = 16;
+
 impl Engine {
     pub(super) fn pace(&mut self, now: Instant) {
         // Fell far behind (suspended, overloaded): skip instead of bursting.
@@ -114,17 +117,29 @@ impl Engine {
         self.free_streams.push(idx);
     }
 
+    /// Reads what is queued on stream `idx`'s socket (up to a cap, so one
+    /// flooded socket cannot starve the others): reading one datagram per
+    /// readiness event falls behind for good once a backlog forms.
     pub(super) fn recv_rtp(&mut self, idx: usize) {
+        for _ in 0..RECV_BATCH {
+            if !self.recv_rtp_one(idx) {
+                return;
+            }
+        }
+    }
+
+    /// Reads and accounts one datagram; false when nothing was queued.
+    fn recv_rtp_one(&mut self, idx: usize) -> bool {
         let Some(s) = self.streams.get(idx) else {
-            return;
+            return false;
         };
         if s.sock.is_none() {
-            return;
+            return false;
         }
         let fd = s.fd;
         let r = match net::recv_ts(fd, &mut self.rxbuf) {
             Ok(Some(r)) => r,
-            _ => return,
+            _ => return false,
         };
         let side = s.side;
         let owner = s.owner;
@@ -134,11 +149,11 @@ impl Engine {
         };
         let Some(p) = rtp::parse_probe(&self.rxbuf[..r.len]) else {
             d.foreign += 1;
-            return;
+            return true;
         };
         if p.side != peer_side as u8 {
             d.misrouted += 1;
-            return;
+            return true;
         }
         // Learn / check the pairing of the two ends of each call.
         let (uac_idx, uas_idx) = match side {
@@ -147,7 +162,7 @@ impl Engine {
         };
         let (Some(c), Some(u)) = (self.calls.get(uac_idx), self.uas.get(uas_idx)) else {
             d.misrouted += 1;
-            return;
+            return true;
         };
         match (c.uas_peer, u.peer_call) {
             (None, None) => {
@@ -157,7 +172,7 @@ impl Engine {
             (Some(a), Some(b)) if a as usize == uas_idx && b as usize == uac_idx => {}
             _ => {
                 d.misrouted += 1;
-                return;
+                return true;
             }
         }
         let s = &mut self.streams[idx];
@@ -166,5 +181,6 @@ impl Engine {
             Side::Uac => &mut self.report.rev,
         };
         s.on_probe(p.counter, p.send_ns, r.ts_ns, d);
+        true
     }
 }
