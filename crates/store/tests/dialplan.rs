@@ -10,6 +10,7 @@ use store::{
 on_all_backends!(
     rules_crud_and_revision,
     positions_stay_dense,
+    concurrent_changes_keep_positions_dense,
     bad_input_is_refused
 );
 
@@ -184,6 +185,47 @@ async fn positions_stay_dense(store: Store) {
             ..
         })
     ));
+}
+
+async fn concurrent_changes_keep_positions_dense(store: Store) {
+    // Every change takes the dialplan's write lock first, so adds racing
+    // on several connections still get distinct positions.
+    let adds: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut rule = new_rule(&format!("r{i}"), "100", RuleAction::Extension);
+                rule.position = (i % 2 == 0).then_some(1);
+                store.dialplan_rules().add(&rule).await.unwrap().id
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for add in adds {
+        ids.push(add.await.unwrap());
+    }
+    let positions: Vec<u32> = order(&store).await.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(positions, (1..=8).collect::<Vec<_>>());
+    assert_eq!(store.dialplan_rules().revision().await.unwrap(), 8);
+    let moves: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .dialplan_rules()
+                    .move_to(id, (i as u32 * 3) % 8 + 1)
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for m in moves {
+        m.await.unwrap();
+    }
+    let positions: Vec<u32> = order(&store).await.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(positions, (1..=8).collect::<Vec<_>>());
 }
 
 async fn bad_input_is_refused(store: Store) {
