@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::sipp::{CALLER, caller_passes, config, passed, uas_on, wait_cdr};
+use common::sipp::{CALLER, caller_passes, config, passed, uac_spawn, uas_on, wait_cdr};
 use common::{Pbx, Phone, free_port, require_sipp};
 
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n";
@@ -236,13 +236,39 @@ fn rules_added_moved_disabled_and_removed_with_the_cli_route_live() {
     let (status, _) = call_until(&mut caller, &pbx, "1900123", 603, LIVE);
     assert_eq!(status, 603);
 
-    // Removed: routing falls back to the configuration alone. The trunk
-    // rule goes first, so once the premium removal is seen, so is that.
+    // Removed while a call it routed is up: that call goes on to its
+    // normal end (the SIPp caller hangs up after 5 s, the carrier sees
+    // the BYE), and new calls fall back to the configuration alone. The
+    // trunk rule goes first, so once the premium removal is seen, so is
+    // that.
+    let carrier = uas_on(
+        &pbx,
+        "trunk_uas.xml",
+        CARRIER_IP,
+        carrier_port,
+        1,
+        &["-set", "dialled", "0049030123456"],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let mut in_progress = uac_spawn(&pbx, "call_uac.xml", "8030123456", 1, &["-d", "5000"]);
+    // Call set-up on loopback takes well under this.
+    std::thread::sleep(Duration::from_millis(1500));
     cli_ok(&pbx, &["dialplan", "remove", &out]);
     cli_ok(&pbx, &["dialplan", "remove", &premium]);
     let (status, _) = call_until(&mut caller, &pbx, "1900123", 404, LIVE);
     assert_eq!(status, 404);
     assert_eq!(call(&mut caller, &pbx, "8030123456"), 404);
+    assert!(
+        in_progress.try_wait().unwrap().is_none(),
+        "the call ended before the rule change was checked; make -d longer"
+    );
+    let caller_out = in_progress.wait_with_output().unwrap();
+    assert!(
+        caller_out.status.success(),
+        "{}",
+        common::sipp::explain("call in progress", &caller_out, &pbx)
+    );
+    passed(&pbx, "carrier of the call in progress", carrier);
     // The config rule never stopped working (not registered: 480).
     assert_eq!(call(&mut caller, &pbx, "2003"), 480);
 
