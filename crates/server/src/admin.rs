@@ -1,7 +1,12 @@
 //! Administration subcommands: `pbx extension …`, `pbx registration …`,
-//! `pbx audit …`. They work on the database directly (a running server
-//! notices extension changes within two seconds), and every change is
-//! written to the security audit log as an admin action, without secrets.
+//! `pbx audit …`, `pbx dialplan …` (in [`dialplan`]). They work on the
+//! database directly (a running server notices extension and dialplan
+//! changes within two seconds), and every change is written to the security
+//! audit log as an admin action, without secrets.
+
+mod dialplan;
+
+pub use dialplan::{DialplanCommand, run as dialplan};
 
 use std::io::Write;
 use std::path::PathBuf;

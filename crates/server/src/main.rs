@@ -7,6 +7,7 @@
 mod admin;
 mod config;
 mod core;
+mod dialplan;
 mod logging;
 mod media;
 mod storage;
@@ -60,6 +61,10 @@ enum Command {
     /// Show call detail records.
     #[command(subcommand)]
     Cdr(admin::CdrCommand),
+    /// Manage the dialplan rules kept in the database (a running server
+    /// applies changes within two seconds).
+    #[command(subcommand)]
+    Dialplan(admin::DialplanCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -107,6 +112,7 @@ fn main() -> std::process::ExitCode {
             Command::Registration(c) => admin::registration(&cfg, c).await,
             Command::Audit(c) => admin::audit(&cfg, c).await,
             Command::Cdr(c) => admin::cdr(&cfg, c).await,
+            Command::Dialplan(c) => admin::dialplan(&cfg, c).await,
             Command::CheckConfig => Ok(()),
         }
     });
@@ -121,6 +127,10 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// How often the server checks the database's dialplan revision (the CLI
+/// also signals the server, so this bounds only other writers' delay).
+const DIALPLAN_POLL: Duration = Duration::from_secs(1);
 
 async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let store = storage::open(&cfg).await?;
@@ -145,6 +155,10 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         Some(media),
         Instant::now(),
     );
+    // Before any transport starts: the first call already sees the
+    // database's rules.
+    let (plan, dialplan_revision) = dialplan::load(&store, &cfg).await?;
+    sip_core.control(core::Control::Dialplan(plan));
     let bindings = storage::load_bindings(&store).await?;
     let restored = bindings.len();
     sip_core.registrar_mut().restore(bindings, core::unix_ms());
@@ -168,6 +182,13 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         store.clone(),
         sip_core.clone(),
         Duration::from_secs(2),
+    ));
+    tasks.spawn(dialplan::watch(
+        store.clone(),
+        sip_core.clone(),
+        std::sync::Arc::new(cfg.clone()),
+        DIALPLAN_POLL,
+        dialplan_revision,
     ));
 
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

@@ -1,6 +1,6 @@
 //! Persistent storage for the PBX: extensions and their credentials,
-//! registrar bindings, registration history, the security audit log and call
-//! detail records.
+//! registrar bindings, registration history, the security audit log, call
+//! detail records and the dialplan rules managed at run time.
 //!
 //! One [`Store`] is opened from a URL and serves every repository:
 //!
@@ -22,6 +22,7 @@
 mod audit;
 mod cdr;
 mod db;
+mod dialplan;
 mod error;
 mod extensions;
 mod registrations;
@@ -36,6 +37,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use audit::{AuditEntry, AuditEvent, AuditOutcome, AuditQuery, NewAuditEntry, SecurityAudit};
 pub use cdr::{CallRecord, CallRecords, Disposition, HangupCause, NewCallRecord, RtcpQuality};
+pub use dialplan::{
+    DialplanRule, DialplanRuleUpdate, DialplanRules, NewDialplanRule, RuleAction, RuleSpec,
+};
 pub use error::{Result, StoreError};
 pub use extensions::{CallPermission, Extension, ExtensionUpdate, Extensions, NewExtension};
 pub use registrations::{
@@ -150,6 +154,11 @@ impl Store {
     /// Call detail records.
     pub fn call_records(&self) -> CallRecords<'_> {
         CallRecords::new(&self.pool)
+    }
+
+    /// Dialplan rules managed at run time (after the configuration's).
+    pub fn dialplan_rules(&self) -> DialplanRules<'_> {
+        DialplanRules::new(&self.pool)
     }
 }
 

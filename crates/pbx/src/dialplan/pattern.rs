@@ -85,7 +85,7 @@ impl Pattern {
             let anchored = format!("^(?:{r})$");
             return regex::Regex::new(&anchored)
                 .map(|r| Pattern(Kind::Regex(r)))
-                .map_err(|e| err(&e.to_string()));
+                .map_err(|e| err(&regex_reason(&e)));
         }
         if let Some(body) = s.strip_prefix('_') {
             let mut elems = Vec::new();
@@ -171,6 +171,19 @@ impl Pattern {
     }
 }
 
+/// The regex crate's syntax errors span several lines (the expression, a
+/// caret, the message); a pattern error is read on one line in config
+/// errors and CLI output, and already names the pattern, so keep the
+/// message alone.
+fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .last()
+        .map(|l| l.trim().trim_start_matches("error:").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .unwrap_or(text)
+}
+
 fn asterisk_match(elems: &[Elem], number: &str) -> bool {
     let mut chars = number.chars();
     for e in elems {
@@ -237,10 +250,12 @@ mod tests {
             "prefix:",
             "prefix:9a",
             "regex:(",
+            "regex:[9",
             "10a",
         ] {
             let e = Pattern::parse(bad).unwrap_err();
             assert!(!e.reason.is_empty(), "{bad}");
+            assert!(!e.to_string().contains('\n'), "one line: {e}");
         }
     }
 }

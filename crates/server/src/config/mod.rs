@@ -36,8 +36,9 @@ pub struct Config {
     pub media: MediaSection,
     /// Call handling.
     pub calls: CallsSection,
-    /// Dialplan rules, tried in order (none: a dialled extension number
-    /// rings that extension).
+    /// Dialplan rules, tried in order, before the database's (`pbx
+    /// dialplan`); with no rule from either, a dialled extension number
+    /// rings that extension.
     pub dialplan: Vec<DialplanEntry>,
     /// SIP trunks.
     pub trunks: Vec<TrunkEntry>,

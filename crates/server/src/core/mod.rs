@@ -71,6 +71,8 @@ pub enum Persist {
 pub enum Control {
     /// Replace the directory (extensions changed).
     Directory(Directory),
+    /// Replace the dialplan (database rules changed).
+    Dialplan(pbx::dialplan::Dialplan),
 }
 
 /// How an answer leaves: through a server transaction, or statelessly.
@@ -229,6 +231,7 @@ impl Core {
     pub fn control(&mut self, c: Control) {
         match c {
             Control::Directory(d) => self.directory = d,
+            Control::Dialplan(d) => self.routing.set_dialplan(d),
         }
     }
 

@@ -9,14 +9,14 @@ use std::time::Instant;
 use ahash::HashMap;
 use bytes::Bytes;
 use pbx::call::{Target, TargetAuth};
-use pbx::dialplan::{Action, CallClass, Dialplan, Pattern, Rule};
+use pbx::dialplan::{Action, CallClass, Dialplan};
 use pbx::trunk::{Secret, TrunkConfig, TrunkEvent, TrunkRegistration};
 use sip::transaction::{Remote, TransactionKey, Transport};
 use sip::{Request, Response, Uri};
 use tracing::{info, warn};
 
 use super::{Core, Profile};
-use crate::config::{ActionName, DialplanEntry, TrunkEntry};
+use crate::config::{DialplanEntry, TrunkEntry};
 
 /// Where a dialled number goes.
 pub(super) enum Destination {
@@ -34,39 +34,27 @@ pub struct Routing {
     registration_keys: HashMap<TransactionKey, usize>,
 }
 
-/// Builds the dialplan from `[[dialplan]]` (validated at load time).
-fn dialplan(entries: &[DialplanEntry]) -> Dialplan {
-    let rules = entries
-        .iter()
-        .filter_map(|e| {
-            let action = match e.action {
-                ActionName::Extension => Action::Extension,
-                ActionName::Trunk => Action::Trunk(e.trunks.clone()),
-                ActionName::Reject => Action::Reject(e.status.unwrap_or(403)),
-            };
-            Some(Rule {
-                name: e.name.clone(),
-                pattern: Pattern::parse(&e.pattern).ok()?,
-                class: e.class.class(),
-                strip: e.strip,
-                prepend: e.prepend.clone(),
-                rewrite: e.rewrite.clone(),
-                action,
-            })
-        })
-        .collect();
-    Dialplan::new(rules)
-}
-
 impl Routing {
-    /// Routing from the configuration.
+    /// Routing from the configuration (its `[[dialplan]]` rules alone,
+    /// until [`Routing::set_dialplan`] adds the database's).
     pub fn new(entries: &[DialplanEntry], trunks: &[TrunkEntry]) -> Routing {
         Routing {
-            dialplan: dialplan(entries),
+            dialplan: Dialplan::new(
+                entries
+                    .iter()
+                    .filter_map(crate::dialplan::config_rule)
+                    .collect(),
+            ),
             trunks: trunks.to_vec(),
             registrations: Vec::new(),
             registration_keys: HashMap::default(),
         }
+    }
+
+    /// Replaces the dialplan (built off the hot path by
+    /// [`crate::dialplan::watch`]). Only calls routed from now on see it.
+    pub fn set_dialplan(&mut self, dialplan: Dialplan) {
+        self.dialplan = dialplan;
     }
 
     fn trunk_target(&self, name: &str, number: &str, caller: &Profile) -> Option<Target> {
