@@ -105,8 +105,9 @@ pub fn pid_file(cfg: &StorageConfig) -> PathBuf {
     data_dir(cfg).join("pbx.pid")
 }
 
-/// Asks a running server (found through its pid file) to reload the
-/// extensions now rather than at its next poll.
+/// Asks a running server (found through its pid file) to reload what
+/// the CLI changed (extensions, dialplan rules) now rather than at its
+/// next poll.
 pub fn notify_server(cfg: &StorageConfig) {
     let Ok(text) = std::fs::read_to_string(pid_file(cfg)) else {
         return;
