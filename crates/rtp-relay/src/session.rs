@@ -36,7 +36,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use media::rtp::{Action, RelayConfig, RelayCounters, RelayEvent, RtpRelay};
+use media::rtp::{
+    Action, ReceivedStream, RelayConfig, RelayCounters, RelayEvent, RtcpTranslation, RtpRelay,
+};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -114,7 +116,8 @@ pub struct LegStats {
     pub latched: Option<SocketAddr>,
     /// RTCP datagrams (muxed or on the odd port) sent on to the other leg.
     pub rtcp_forwarded: u64,
-    /// RTCP datagrams on the odd port dropped (not from the latched IP).
+    /// RTCP datagrams dropped: on the odd port not from the latched IP, or
+    /// not a well-formed compound packet (nothing to translate).
     pub rtcp_dropped: u64,
     /// Packets not sent because the other leg has no remote address yet.
     pub no_destination: u64,
@@ -357,6 +360,26 @@ impl LegIo {
         })
     }
 
+    /// How RTCP from this leg's phone is rewritten for the other phone
+    /// (`other` is the other leg): under the SSRC and timestamps this
+    /// phone's RTP has after the relay, reporting on the other phone's real
+    /// stream.
+    fn rtcp_translation(&self, other: &LegIo) -> RtcpTranslation {
+        let own = self.relay.source_offsets();
+        RtcpTranslation {
+            sender_ssrc: self.relay.config().out_ssrc,
+            timestamp_offset: own.map(|(_, _, ts)| ts),
+            received: other
+                .relay
+                .source_offsets()
+                .map(|(ssrc, seq, _)| ReceivedStream {
+                    seen_ssrc: other.relay.config().out_ssrc,
+                    original_ssrc: ssrc,
+                    sequence_offset: seq,
+                }),
+        }
+    }
+
     /// Where odd-port RTCP for this leg goes: its latched RTCP source, else
     /// the RTP destination's port plus one.
     fn rtcp_destination(&self) -> Option<SocketAddr> {
@@ -558,6 +581,13 @@ impl Worker {
                 Action::Forward(len) => (len, false),
                 Action::Rtcp(len) => {
                     rx.monitor.on_rtcp_from_phone(&self.buf[..len], now);
+                    if !media::rtp::rtcp_translate::translate(
+                        &mut self.buf[..len],
+                        &rx.rtcp_translation(tx),
+                    ) {
+                        rx.stats.rtcp_dropped += 1;
+                        continue;
+                    }
                     (len, true)
                 }
                 Action::Drop(reason) => {
@@ -618,6 +648,11 @@ impl Worker {
             }
             rx.monitor
                 .on_rtcp_from_phone(&self.buf[..n], Instant::now());
+            if !media::rtp::rtcp_translate::translate(&mut self.buf[..n], &rx.rtcp_translation(tx))
+            {
+                rx.stats.rtcp_dropped += 1;
+                continue;
+            }
             let Some(dst) = tx.rtcp_destination() else {
                 rx.stats.no_destination += 1;
                 continue;

@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use media::rtp::rtcp::{write_receiver_report, write_sender_report};
-use media::rtp::{NtpTime, RelayConfig, RelayEvent, ReportBlock, RtpHeader, RtpPacket, SenderInfo};
+use media::rtp::{
+    Compound, NtpTime, RelayConfig, RelayEvent, ReportBlock, RtpHeader, RtpPacket, SenderInfo,
+};
 use rtp_relay::{Leg, LegSetup, PortPool, PortRange, RelaySession, SessionEvent, SessionStats};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -280,10 +282,13 @@ async fn rtcp_is_relayed_muxed_and_on_the_odd_port() {
     c.phone_a.send_to(&rtp(1, 1, 0, b"x"), to_a).await.unwrap();
     recv(&c.phone_b).await;
 
-    // A receiver report with no blocks: V=2, PT=201, length 1.
+    // A receiver report with no blocks: V=2, PT=201, length 1. B gets it
+    // under the SSRC it sees on A's RTP (RFC 3550 section 7.3).
     let rr = [0x80, 201, 0, 1, 0, 0, 0, 1];
+    let mut translated = rr;
+    translated[4..8].copy_from_slice(&OUT_SSRC_TO_B.to_be_bytes());
     c.phone_a.send_to(&rr, to_a).await.unwrap();
-    assert_eq!(recv(&c.phone_b).await, rr);
+    assert_eq!(recv(&c.phone_b).await, translated);
 
     // Odd port, from the latched IP: goes to B's RTP port + 1.
     let phone_b_rtcp =
@@ -293,7 +298,7 @@ async fn rtcp_is_relayed_muxed_and_on_the_odd_port() {
     odd.set_port(to_a.port() + 1);
     rtcp_a.send_to(&rr, odd).await.unwrap();
     if let Ok(phone_b_rtcp) = phone_b_rtcp {
-        assert_eq!(recv(&phone_b_rtcp).await, rr);
+        assert_eq!(recv(&phone_b_rtcp).await, translated);
     }
     let stats = stats_until(&c.session, |s| s.a.rtcp_forwarded == 2).await;
     assert_eq!(stats.a.rtcp_forwarded, 2);
@@ -518,7 +523,18 @@ async fn leg_quality_reflects_report_blocks_on_both_rtcp_paths() {
     };
     let rr_b = receiver_report(0x5678, &[about_b, stray]);
     c.phone_b.send_to(&rr_b, to_b).await.unwrap();
-    assert_eq!(recv(&c.phone_a).await, rr_b, "relayed untouched");
+    // A gets it under the SSRC it sees on B's RTP, about its own stream
+    // (SSRC 0x1234, sequence numbers as A sent them: 40_010 - 39_999).
+    let got = recv(&c.phone_a).await;
+    let blocks: Vec<_> = Compound::parse(&got).unwrap().report_blocks().collect();
+    let mut about_a_as_sent = about_b;
+    about_a_as_sent.ssrc = 0x1234;
+    about_a_as_sent.highest_seq = 11;
+    assert_eq!(
+        blocks,
+        vec![(OUT_SSRC_TO_A, about_a_as_sent), (OUT_SSRC_TO_A, stray)],
+        "relayed translated"
+    );
 
     // Phone A, on the odd port, in an SR: 50 %, 3 in all, 40 units = 5 ms.
     let about_a = ReportBlock {

@@ -13,6 +13,7 @@
 pub mod packet;
 pub mod relay;
 pub mod rtcp;
+pub mod rtcp_translate;
 pub mod stats;
 
 pub use packet::{Extension, RtpError, RtpHeader, RtpPacket, RtpPacketMut};
@@ -20,4 +21,5 @@ pub use relay::{
     Action, DropReason, LatchPolicy, RelayConfig, RelayCounters, RelayEvent, RtpRelay,
 };
 pub use rtcp::{Compound, NtpTime, ReportBlock, RtcpError, RtcpPacket, SenderInfo, is_rtcp};
+pub use rtcp_translate::{ReceivedStream, RtcpTranslation};
 pub use stats::{ReceiveStats, RttEstimator, round_trip_time};

@@ -386,6 +386,13 @@ impl RtpRelay {
         self.latched
     }
 
+    /// How the current incoming source maps onto the outgoing stream:
+    /// `(incoming SSRC, sequence offset, timestamp offset)`, the offsets
+    /// being what the relay adds. `None` before the first RTP packet.
+    pub fn source_offsets(&self) -> Option<(u32, u16, u32)> {
+        self.source.map(|m| (m.ssrc, m.seq_offset, m.ts_offset))
+    }
+
     /// Traffic counters.
     pub fn counters(&self) -> &RelayCounters {
         &self.counters
