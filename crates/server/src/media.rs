@@ -1,12 +1,18 @@
 //! The calls' RTP relays: ports from the configured pool, one
-//! [`RelaySession`] per call, and the relay events fed back to the core.
+//! [`RelaySession`] per call, the transcoding transforms negotiation asks
+//! for, and the relay events fed back to the core.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ahash::HashMap;
-use pbx::call::{Side, StreamChange};
-use rtp_relay::{Leg, LegSetup, PortPool, PortRange, RelaySession, SessionEvent, SessionStats};
+use media::codec::{CodecError, CodecKind};
+use pbx::call::{Side, StreamChange, Transcoding};
+use rtp_relay::{
+    Leg, LegSetup, PortPool, PortRange, RelaySession, SessionEvent, SessionStats, Transcode,
+    TranscodeCounters, TranscodeStats,
+};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -36,10 +42,42 @@ pub struct MediaManager {
     routes: HashMap<IpAddr, IpAddr>,
 }
 
-/// A call's relay and what was last applied to each leg (remote, timeout).
+/// A call's relay and what was last applied to each leg (remote, timeout,
+/// transcoding).
 struct Relay {
     session: RelaySession,
     applied: [Option<(Option<SocketAddr>, Option<Duration>)>; 2],
+    transcoding: Option<Transcoding>,
+    /// Counters of the transforms installed now, per leg (A's incoming, B's
+    /// incoming).
+    counters: Option<[Arc<TranscodeCounters>; 2]>,
+    /// What transforms replaced earlier in the call counted.
+    earlier: [TranscodeStats; 2],
+}
+
+/// The relay's view of one leg's negotiated format.
+fn relay_format(f: &pbx::call::PayloadFormat) -> Result<rtp_relay::PayloadFormat, CodecError> {
+    Ok(rtp_relay::PayloadFormat {
+        codec: CodecKind::from_name(&f.codec)?,
+        payload_type: f.payload_type,
+        telephone_event: f.telephone_event.map(|t| (t.payload_type, t.clock_rate)),
+    })
+}
+
+/// The transforms of RTP arriving on leg A (A's codec to B's) and on leg B
+/// (the reverse).
+fn transforms(plan: &Transcoding) -> Result<(Transcode, Transcode), CodecError> {
+    let (a, b) = (relay_format(&plan.a)?, relay_format(&plan.b)?);
+    Ok((Transcode::new(a, b)?, Transcode::new(b, a)?))
+}
+
+fn add(x: TranscodeStats, y: TranscodeStats) -> TranscodeStats {
+    TranscodeStats {
+        converted: x.converted + y.converted,
+        events: x.events + y.events,
+        comfort_noise: x.comfort_noise + y.comfort_noise,
+        dropped: x.dropped + y.dropped,
+    }
 }
 
 fn leg(side: Side) -> Leg {
@@ -140,6 +178,9 @@ impl MediaManager {
             Relay {
                 session,
                 applied: [None; 2],
+                transcoding: None,
+                counters: None,
+                earlier: [TranscodeStats::default(); 2],
             },
         );
         let a_ip = self.public.unwrap_or_else(|| self.local_ip_towards(a_peer));
@@ -169,6 +210,60 @@ impl MediaManager {
         debug!(call = id, ?leg, remote = ?change.remote, direction = change.direction.as_str(), "media");
     }
 
+    /// Installs, replaces (`Some`) or removes (`None`) the transcoding of
+    /// call `id`'s relay, as the latest negotiation says.
+    pub fn transcode(&mut self, id: u64, plan: Option<Transcoding>) {
+        let Some(relay) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if relay.transcoding == plan {
+            return;
+        }
+        if let Some([a, b]) = relay.counters.take() {
+            relay.earlier = [
+                add(relay.earlier[0], a.snapshot()),
+                add(relay.earlier[1], b.snapshot()),
+            ];
+        }
+        let built = plan.as_ref().map(transforms).transpose();
+        match built {
+            Ok(Some((a_in, b_in))) => {
+                debug!(call = id, a = %plan_name(&plan, Side::A), b = %plan_name(&plan, Side::B), "transcoding");
+                relay.counters = Some([a_in.counters(), b_in.counters()]);
+                relay.session.set_transform(Leg::A, Some(Box::new(a_in)));
+                relay.session.set_transform(Leg::B, Some(Box::new(b_in)));
+                relay.transcoding = plan;
+            }
+            Ok(None) => {
+                debug!(call = id, "transcoding off: the legs share a codec");
+                relay.session.set_transform(Leg::A, None);
+                relay.session.set_transform(Leg::B, None);
+                relay.transcoding = None;
+            }
+            Err(e) => {
+                // Negotiation only appends codecs the engine has; this is a
+                // configuration mismatch, and the call relays untouched.
+                warn!(call = id, error = %e, "cannot transcode");
+                relay.session.set_transform(Leg::A, None);
+                relay.session.set_transform(Leg::B, None);
+                relay.transcoding = None;
+            }
+        }
+    }
+
+    /// What the transcoding of call `id` did so far, for RTP arriving on
+    /// leg A and on leg B; `None` if it was never transcoded.
+    pub fn transcoded(&self, id: u64) -> Option<[TranscodeStats; 2]> {
+        let relay = self.sessions.get(&id)?;
+        let now = relay
+            .counters
+            .as_ref()
+            .map(|[a, b]| [a.snapshot(), b.snapshot()])
+            .unwrap_or_default();
+        let total = [add(relay.earlier[0], now[0]), add(relay.earlier[1], now[1])];
+        (relay.counters.is_some() || total != [TranscodeStats::default(); 2]).then_some(total)
+    }
+
     /// Stops the relay of call `id`; its ports return to the pool once the
     /// relay task has closed them. Returns the last counters.
     pub fn stop(&mut self, id: u64) -> Option<SessionStats> {
@@ -179,6 +274,10 @@ impl MediaManager {
         drop(relay);
         Some(stats)
     }
+}
+
+fn plan_name(plan: &Option<Transcoding>, side: Side) -> &str {
+    plan.as_ref().map_or("-", |p| p.side(side).codec.as_str())
 }
 
 impl Drop for MediaManager {
