@@ -287,3 +287,100 @@ impl Drop for MediaManager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pbx::call::PayloadFormat;
+    use sip::sdp::Direction;
+    use tokio::net::UdpSocket;
+
+    fn g711(codec: &str, pt: u8) -> PayloadFormat {
+        PayloadFormat {
+            codec: codec.into(),
+            payload_type: pt,
+            clock_rate: 8000,
+            telephone_event: None,
+        }
+    }
+
+    /// An RTP packet with payload type `pt` and a 160-octet payload.
+    fn rtp(pt: u8, seq: u16, payload: u8) -> Vec<u8> {
+        let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend([payload; 160]);
+        p
+    }
+
+    /// Sends packets from phone A to its relay port until phone B receives
+    /// one with payload type `pt`, and returns it. The relay task takes
+    /// commands (remote addresses, transforms) and packets in any order, so
+    /// the first packets may still meet the previous state (or no
+    /// destination yet, and be dropped).
+    async fn relayed_as(a: &UdpSocket, b: &UdpSocket, relay_a: SocketAddr, pt: u8) -> Vec<u8> {
+        let mut buf = [0u8; 2048];
+        for seq in 1..50 {
+            a.send_to(&rtp(0, seq, 0x10), relay_a).await.unwrap();
+            let received =
+                tokio::time::timeout(Duration::from_millis(200), b.recv_from(&mut buf)).await;
+            if let Ok(Ok((n, _))) = received
+                && buf[1] & 0x7f == pt
+            {
+                return buf[..n].to_vec();
+            }
+        }
+        panic!("never relayed with payload type {pt}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transforms_are_installed_and_removed_as_negotiated() {
+        let cfg = MediaSection {
+            rtp_ports: "31000-31099".into(),
+            bind_address: [127, 0, 0, 1].into(),
+            ..MediaSection::default()
+        };
+        let (events, _rx) = mpsc::unbounded_channel();
+        let mut media = MediaManager::new(&cfg, Handle::current(), events).unwrap();
+        let loopback: IpAddr = [127, 0, 0, 1].into();
+        let (relay_a, _) = media.start(1, loopback, loopback).unwrap();
+        let phone_a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let phone_b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for (side, phone) in [(Side::A, &phone_a), (Side::B, &phone_b)] {
+            media.apply(
+                1,
+                StreamChange {
+                    side,
+                    remote: Some(phone.local_addr().unwrap()),
+                    direction: Direction::SendRecv,
+                    answered: true,
+                },
+            );
+        }
+        let plan = Transcoding {
+            a: g711("PCMU", 0),
+            b: g711("PCMA", 8),
+        };
+        media.transcode(1, Some(plan.clone()));
+        let out = relayed_as(&phone_a, &phone_b, relay_a, 8).await;
+        // A's PCMU leaves as PCMA, octet by octet through the G.711 table.
+        assert_eq!(out.len(), 12 + 160);
+        assert!(
+            out[12..]
+                .iter()
+                .all(|&b| b == media::codec::g711::ulaw_to_alaw(0x10))
+        );
+        // The same plan again changes nothing; then the legs share a codec
+        // and the relay forwards untouched.
+        media.transcode(1, Some(plan));
+        media.transcode(1, None);
+        let out = relayed_as(&phone_a, &phone_b, relay_a, 0).await;
+        assert_eq!(out[12], 0x10);
+        let stats = media.transcoded(1).expect("it transcoded");
+        assert!(
+            stats[0].converted >= 1 && stats[1].converted == 0,
+            "{stats:?}"
+        );
+        media.stop(1);
+    }
+}
