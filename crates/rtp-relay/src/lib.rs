@@ -8,6 +8,8 @@
 //!   tokio task per session.
 //! - [`quality`]: what each phone reports in RTCP about the media it
 //!   receives (loss, jitter) and the PBX↔phone round-trip time, per leg.
+//! - [`transcode`]: the [`PacketTransform`] converting each RTP packet
+//!   between the codecs of legs that share none.
 //!
 //! The protocol logic (latching, SSRC/sequence continuity, media timeout)
 //! lives in `media::rtp::relay`; this crate only owns sockets, tasks and the
@@ -16,12 +18,14 @@
 pub mod pool;
 pub mod quality;
 pub mod session;
+pub mod transcode;
 
 pub use pool::{PortLease, PortPair, PortPool, PortRange};
 pub use quality::{RtcpMonitor, RtcpQuality};
 pub use session::{
     Leg, LegSetup, LegStats, PacketTransform, RelaySession, SessionEvent, SessionStats,
 };
+pub use transcode::{PayloadFormat, Transcode, TranscodeCounters, TranscodeStats};
 
 use std::net::IpAddr;
 

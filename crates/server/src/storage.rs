@@ -333,7 +333,11 @@ fn call_records(
         D::Failed => Disposition::Failed,
         D::Cancelled => Disposition::Cancelled,
     };
-    let leg = |call_id: &str, leg_id: &str, linked: &str, q: Option<rtp_relay::RtcpQuality>| {
+    let leg = |call_id: &str,
+               leg_id: &str,
+               linked: &str,
+               codec: &Option<String>,
+               q: Option<rtp_relay::RtcpQuality>| {
         NewCallRecord {
             call_id: call_id.to_owned(),
             leg_id: format!("{}-{leg_id}", end.id),
@@ -349,7 +353,7 @@ fn call_records(
                 code: end.cause.0,
                 reason: end.cause.1.clone(),
             }),
-            codec: end.codec.clone(),
+            codec: codec.clone(),
             quality: q.map(|q| RtcpQuality {
                 loss_pct: q.fraction_lost * 100.0,
                 jitter_ms: q.jitter_ms,
@@ -358,8 +362,8 @@ fn call_records(
         }
     };
     vec![
-        leg(&end.a_call_id, "a", "b", quality[0]),
-        leg(&end.b_call_id, "b", "a", quality[1]),
+        leg(&end.a_call_id, "a", "b", &end.codec, quality[0]),
+        leg(&end.b_call_id, "b", "a", &end.codec_b, quality[1]),
     ]
 }
 

@@ -4,9 +4,10 @@
 //! The PBX does not terminate the offer/answer exchange; it rewrites each
 //! SDP in flight (as rtpengine does for Kamailio): the caller's offer goes
 //! to the callee with the PBX's address and the codecs the media engine
-//! knows, and the callee's answer comes back the same way. Both legs
-//! therefore always agree on one codec and the relay forwards packets
-//! without decoding them.
+//! knows, and the callee's answer comes back the same way. When both legs
+//! agree on one codec, the relay forwards packets without decoding them;
+//! offers also list codecs the PBX can transcode to, for phones that share
+//! none (see [`super::codecs`]).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -91,7 +92,7 @@ const TRANSPORT_ATTRIBUTES: &[&str] = &[
     "group",
 ];
 
-fn codec_of(m: &MediaDescription, pt: u8) -> Option<(String, u32)> {
+pub(super) fn codec_of(m: &MediaDescription, pt: u8) -> Option<(String, u32)> {
     m.rtpmap(pt)
         .or_else(|| static_payload(pt))
         .map(|r| (r.encoding, r.clock_rate))
@@ -138,10 +139,24 @@ pub fn rewrite(
     origin: &mut Origin,
     allowed: Option<&[String]>,
 ) -> Result<(Bytes, StreamInfo), SdpProblem> {
+    rewrite_with(body, local, origin, allowed, |_| ()).map(|(body, info, ())| (body, info))
+}
+
+/// Like [`rewrite`], with `edit` applied to the audio stream after codec
+/// filtering (the codec negotiation across legs: offers extended with
+/// transcodable codecs, answers narrowed to the offerer's codec).
+pub(crate) fn rewrite_with<T>(
+    body: &[u8],
+    local: SocketAddr,
+    origin: &mut Origin,
+    allowed: Option<&[String]>,
+    edit: impl FnOnce(&mut MediaDescription) -> T,
+) -> Result<(Bytes, StreamInfo, T), SdpProblem> {
     let (mut sdp, index, info) = inspect(body)?;
     if let Some(allowed) = allowed {
         filter_codecs(&mut sdp.media[index], allowed)?;
     }
+    let edited = edit(&mut sdp.media[index]);
     sdp.connection = Some(Connection::new(local.ip()));
     sdp.attributes
         .retain(|a| !TRANSPORT_ATTRIBUTES.contains(&a.name.as_str()));
@@ -156,7 +171,7 @@ pub fn rewrite(
             m.port = 0;
         }
     }
-    Ok((stamp_origin(sdp, local.ip(), origin), info))
+    Ok((stamp_origin(sdp, local.ip(), origin), info, edited))
 }
 
 /// Sets the PBX's `o=` line, bumping the version only when the content

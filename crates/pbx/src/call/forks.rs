@@ -292,10 +292,17 @@ impl Call {
             return;
         }
         let mut to_a = self.a_response(resp.status.0, &resp.reason_str());
+        let answer = self.answer_reader(Side::A);
         if is_sdp(&resp.headers, &resp.body)
-            && let Ok((body, info)) =
-                anchor::rewrite(&resp.body, self.a_local.media, &mut self.a_origin, None)
+            && let Ok((body, info, outcome)) = anchor::rewrite_with(
+                &resp.body,
+                self.a_local.media,
+                &mut self.a_origin,
+                None,
+                answer,
+            )
         {
+            self.negotiated(outcome);
             to_a.headers.push(
                 HeaderName::ContentType,
                 Bytes::from_static(b"application/sdp"),
@@ -408,14 +415,26 @@ impl Call {
         let allowed = (!self.a_had_offer).then(|| self.config.codecs.clone());
         let mut to_a = self.a_response(200, "OK");
         let mut sdp_ok = false;
+        // An answer to the caller's offer, or (delayed offer) B's offer.
+        let answer = self.answer_reader(Side::A);
+        let extend = (!self.a_had_offer).then(|| self.offer_extension(Side::B));
+        let negotiate = |m: &mut _| match extend {
+            Some(extend) => (None, Some(extend(m))),
+            None => (answer(m), None),
+        };
         if is_sdp(&resp.headers, &resp.body)
-            && let Ok((body, info)) = anchor::rewrite(
+            && let Ok((body, info, (outcome, offer))) = anchor::rewrite_with(
                 &resp.body,
                 self.a_local.media,
                 &mut self.a_origin,
                 allowed.as_deref(),
+                negotiate,
             )
         {
+            if offer.is_some() {
+                self.offer = offer;
+            }
+            self.negotiated(outcome);
             to_a.headers.push(
                 HeaderName::ContentType,
                 Bytes::from_static(b"application/sdp"),

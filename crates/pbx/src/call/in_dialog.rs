@@ -164,16 +164,28 @@ impl Call {
         let to = from.other();
         let branch = self.next_branch();
         let media = self.local_addrs(to).media;
-        let allowed = (req.method == Method::Invite || req.method == Method::Update)
-            .then(|| self.config.codecs.clone());
+        let is_offer = req.method == Method::Invite || req.method == Method::Update;
+        let allowed = is_offer.then(|| self.config.codecs.clone());
         let mut body = None;
+        if is_offer && !is_sdp(&req.headers, &req.body) {
+            // The offer will come in the response; it is relayed as it is.
+            self.offer = None;
+        }
         if is_sdp(&req.headers, &req.body) {
+            let extend = is_offer.then(|| self.offer_extension(from));
             let origin = match to {
                 Side::A => &mut self.a_origin,
                 Side::B => &mut self.b_origin,
             };
-            match anchor::rewrite(&req.body, media, origin, allowed.as_deref()) {
-                Ok((b, info)) => {
+            let rewritten =
+                anchor::rewrite_with(&req.body, media, origin, allowed.as_deref(), |m| {
+                    extend.map(|e| e(m))
+                });
+            match rewritten {
+                Ok((b, info, offer)) => {
+                    if offer.is_some() {
+                        self.offer = offer;
+                    }
                     self.media(from, &info);
                     body = Some(b);
                 }
@@ -294,11 +306,18 @@ impl Call {
         }
         if is_sdp(&resp.headers, &resp.body) {
             let media = self.local_addrs(from).media;
+            let is_answer = matches!(method, Method::Invite | Method::Update);
+            let answer = is_answer.then(|| self.answer_reader(from));
             let origin = match from {
                 Side::A => &mut self.a_origin,
                 Side::B => &mut self.b_origin,
             };
-            if let Ok((body, info)) = anchor::rewrite(&resp.body, media, origin, None) {
+            if let Ok((body, info, outcome)) =
+                anchor::rewrite_with(&resp.body, media, origin, None, |m| {
+                    answer.and_then(|a| a(m))
+                })
+            {
+                self.negotiated(outcome);
                 back.headers.push(
                     HeaderName::ContentType,
                     Bytes::from_static(b"application/sdp"),
@@ -367,9 +386,11 @@ impl Call {
                 let mut body = None;
                 if is_sdp(&req.headers, &req.body) {
                     let media = self.b_local.media;
-                    if let Ok((b, info)) =
-                        anchor::rewrite(&req.body, media, &mut self.b_origin, None)
+                    let answer = self.answer_reader(Side::B);
+                    if let Ok((b, info, outcome)) =
+                        anchor::rewrite_with(&req.body, media, &mut self.b_origin, None, answer)
                     {
+                        self.negotiated(outcome);
                         self.codec = info.codec.clone();
                         self.media(Side::A, &info);
                         body = Some(b);

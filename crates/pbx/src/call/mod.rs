@@ -11,15 +11,19 @@
 //! changes, and finally the call summary).
 //!
 //! Modules: [`dialog`] (the PBX's dialog state), [`anchor`] (SDP
-//! rewriting), `forks` (the B side until answer), `in_dialog` (requests
+//! rewriting), [`codecs`] (codec negotiation across legs and the transcoding
+//! plan), `forks` (the B side until answer), `in_dialog` (requests
 //! within the established call, 2xx retransmission).
 
 pub mod anchor;
+pub mod codecs;
 pub mod dialog;
 mod forks;
 mod in_dialog;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_codecs;
 mod timers;
 
 use std::collections::VecDeque;
@@ -35,6 +39,7 @@ use sip::{Headers, Message, Request, Response, StatusCode};
 
 use crate::UnixMs;
 use anchor::Origin;
+pub use codecs::{PayloadFormat, TelephoneEvent, Transcoding};
 use dialog::{Dialog, contact_uri, record_route, without_tag};
 
 /// Methods the PBX accepts within a call (the Allow header).
@@ -51,6 +56,10 @@ pub struct CallConfig {
     pub t2: Duration,
     /// Codecs passed between legs, by name.
     pub codecs: Vec<String>,
+    /// Codecs the media engine can decode and encode, by name: offers are
+    /// extended with those of `codecs` the offerer lacks, so legs without a
+    /// common codec are transcoded (see [`codecs`]). Empty: no transcoding.
+    pub transcodable: Vec<String>,
     /// Session timers (RFC 4028) on both legs; `None` turns them off.
     pub session_timers: Option<crate::session_timer::SessionConfig>,
 }
@@ -65,6 +74,7 @@ impl Default for CallConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            transcodable: Vec::new(),
             session_timers: Some(crate::session_timer::SessionConfig::default()),
         }
     }
@@ -238,8 +248,10 @@ pub struct CallEnd {
     pub disposition: Disposition,
     /// SIP status describing the end, and text.
     pub cause: (u16, String),
-    /// Codec in use (from the answer).
+    /// Codec of leg A (from the answer).
     pub codec: Option<String>,
+    /// Codec of leg B: the same as leg A's unless the call was transcoded.
+    pub codec_b: Option<String>,
     /// Trunk of the B leg, if it went out through one.
     pub trunk: Option<String>,
 }
@@ -270,6 +282,9 @@ pub enum Output {
     },
     /// Update the relay.
     Media(StreamChange),
+    /// Start, change (`Some`) or stop (`None`) transcoding between the
+    /// legs; emitted when a negotiation changes it.
+    Transcoding(Option<Transcoding>),
     /// The call is over (media can be released, CDR written). Later
     /// messages (responses to BYE and CANCEL) are still absorbed until
     /// [`Call::is_finished`].
@@ -329,6 +344,10 @@ pub struct Call {
     start_wall: UnixMs,
     answered_at: Option<Instant>,
     codec: Option<String>,
+    /// The last offer passed between the legs, to read its answer.
+    offer: Option<codecs::SentOffer>,
+    /// What the relay was last told to transcode.
+    transcoding: Option<Transcoding>,
     /// The last stream change of each side.
     streams: [Option<StreamChange>; 2],
     /// Session timers of both legs.
@@ -404,6 +423,8 @@ impl Call {
             start_wall: wall,
             answered_at: None,
             codec: None,
+            offer: None,
+            transcoding: None,
             streams: [None; 2],
             timers: timers::Timers::new(config.session_timers),
             config,
@@ -416,13 +437,16 @@ impl Call {
         call.b_tag = call.next_token();
         if call.a_had_offer {
             let allowed = call.config.codecs.clone();
-            match anchor::rewrite(
+            let extend = call.offer_extension(Side::A);
+            match anchor::rewrite_with(
                 &new.invite.body,
                 call.b_local.media,
                 &mut call.b_origin,
                 Some(&allowed),
+                extend,
             ) {
-                Ok((body, info)) => {
+                Ok((body, info, offer)) => {
+                    call.offer = Some(offer);
                     call.codec = info.codec.clone();
                     call.b_offer = Some(body);
                     call.media(Side::A, &info);
@@ -651,6 +675,7 @@ impl Call {
         self.phase = Phase::Ended;
         self.no_answer_at = None;
         self.in_dialog.clear_retransmits();
+        let (codec, codec_b) = self.leg_codecs();
         let end = CallEnd {
             id: self.id,
             a_call_id: self.a.call_id.clone(),
@@ -661,7 +686,8 @@ impl Call {
             end: self.wall(now),
             disposition,
             cause: (code, text.to_owned()),
-            codec: self.codec.clone(),
+            codec,
+            codec_b,
             trunk: self.trunk.clone(),
         };
         self.out.push_back(Output::Ended(end));

@@ -19,7 +19,7 @@ fn invite() -> Request {
 }
 
 /// The caller's INVITE with `extra` header lines (each ending in CRLF).
-fn invite_with(extra: &str) -> Request {
+pub(super) fn invite_with(extra: &str) -> Request {
     let raw = format!(
         "INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa1\r\n\
          Max-Forwards: 70\r\nFrom: \"Alice\" <sip:1001@pbx>;tag=ta\r\nTo: <sip:1002@pbx>\r\n\
@@ -33,7 +33,7 @@ fn invite_with(extra: &str) -> Request {
     }
 }
 
-fn remote(port: u16) -> Remote {
+pub(super) fn remote(port: u16) -> Remote {
     Remote::new(
         Transport::Udp,
         format!("192.0.2.{}:5060", port).parse().unwrap(),
@@ -45,6 +45,16 @@ fn start(targets: usize, now: Instant) -> Call {
 }
 
 fn start_with(inv: Request, targets: usize, now: Instant) -> Call {
+    start_configured(inv, targets, CallConfig::default(), now)
+}
+
+/// A call from `inv` to `targets` registered contacts, with `config`.
+pub(super) fn start_configured(
+    inv: Request,
+    targets: usize,
+    config: CallConfig,
+    now: Instant,
+) -> Call {
     let key = TransactionKey::for_outgoing(&inv).unwrap();
     let new = NewCall {
         id: 7,
@@ -78,14 +88,14 @@ fn start_with(inv: Request, targets: usize, now: Instant) -> Call {
         trunk: None,
         branch_prefix: "z9hG4bKpbx".into(),
     };
-    Call::start(new, CallConfig::default(), now, 1_000_000)
+    Call::start(new, config, now, 1_000_000)
 }
 
-fn drain(call: &mut Call) -> Vec<Output> {
+pub(super) fn drain(call: &mut Call) -> Vec<Output> {
     std::iter::from_fn(|| call.poll_output()).collect()
 }
 
-fn requests(out: &[Output], method: Method) -> Vec<(Request, Remote)> {
+pub(super) fn requests(out: &[Output], method: Method) -> Vec<(Request, Remote)> {
     out.iter()
         .filter_map(|o| match o {
             Output::Request { request, dest } if request.method == method => {
@@ -96,7 +106,7 @@ fn requests(out: &[Output], method: Method) -> Vec<(Request, Remote)> {
         .collect()
 }
 
-fn responses(out: &[Output]) -> Vec<Response> {
+pub(super) fn responses(out: &[Output]) -> Vec<Response> {
     out.iter()
         .filter_map(|o| match o {
             Output::Respond { response, .. } => Some(response.clone()),
@@ -105,7 +115,7 @@ fn responses(out: &[Output]) -> Vec<Response> {
         .collect()
 }
 
-fn ended(out: &[Output]) -> Option<CallEnd> {
+pub(super) fn ended(out: &[Output]) -> Option<CallEnd> {
     out.iter().find_map(|o| match o {
         Output::Ended(e) => Some(e.clone()),
         _ => None,
@@ -113,7 +123,7 @@ fn ended(out: &[Output]) -> Option<CallEnd> {
 }
 
 /// A response from the callee to `req`, with a To tag.
-fn reply(req: &Request, status: u16, body: Option<&str>) -> Response {
+pub(super) fn reply(req: &Request, status: u16, body: Option<&str>) -> Response {
     let mut resp = sip::build::response_to(
         &req.headers,
         StatusCode(status),
@@ -134,7 +144,7 @@ fn reply(req: &Request, status: u16, body: Option<&str>) -> Response {
     resp
 }
 
-fn key_of(req: &Request) -> TransactionKey {
+pub(super) fn key_of(req: &Request) -> TransactionKey {
     TransactionKey::for_outgoing(req).unwrap()
 }
 

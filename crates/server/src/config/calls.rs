@@ -63,6 +63,10 @@ pub struct CallsSection {
     pub no_answer_timeout_s: u64,
     /// Codecs passed between the legs, by SDP name, in preference order.
     pub codecs: Vec<String>,
+    /// Transcode between legs that share no codec (the relay decodes and
+    /// re-encodes); off, such calls fail with 488 as before.
+    #[serde(deserialize_with = "transcoding_flag")]
+    pub transcoding: bool,
     /// Session timers (RFC 4028) on both legs of every call.
     pub session_timers: bool,
     /// The session interval asked for and accepted at most, seconds.
@@ -71,7 +75,30 @@ pub struct CallsSection {
     pub min_se_s: u32,
 }
 
+/// `transcoding` as a boolean, with an error naming the field (serde's
+/// own "invalid type" message does not).
+fn transcoding_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::Boolean(b) => Ok(b),
+        other => Err(serde::de::Error::custom(format!(
+            "calls.transcoding: {other} is not true or false"
+        ))),
+    }
+}
+
 impl CallsSection {
+    /// The codecs the media engine can transcode, by SDP name, if
+    /// transcoding is on (an empty list turns it off in the calls).
+    pub fn transcodable_codecs(&self) -> Vec<String> {
+        if !self.transcoding {
+            return Vec::new();
+        }
+        media::codec::CodecKind::ALL
+            .iter()
+            .map(|k| k.name().to_owned())
+            .collect()
+    }
+
     /// The session timer settings, if enabled.
     pub fn session_config(&self) -> Option<pbx::session_timer::SessionConfig> {
         self.session_timers
@@ -94,6 +121,7 @@ impl Default for CallsSection {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            transcoding: true,
         }
     }
 }
@@ -269,4 +297,26 @@ pub fn validate_routing(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::from_text;
+
+    #[test]
+    fn transcoding_is_on_by_default_and_can_be_turned_off() {
+        let on = from_text("", "pbx.toml", &[]).unwrap();
+        assert!(on.calls.transcoding);
+        let names = on.calls.transcodable_codecs();
+        assert!(names.iter().any(|n| n == "PCMU") && names.iter().any(|n| n == "G722"));
+        let off = from_text("[calls]\ntranscoding = false\n", "pbx.toml", &[]).unwrap();
+        assert!(off.calls.transcodable_codecs().is_empty());
+        let e = from_text("[calls]\n\ntranscoding = \"yes\"\n", "pbx.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "pbx.toml:3: calls.transcoding: \"yes\" is not true or false"
+        );
+    }
 }

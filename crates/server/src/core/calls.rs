@@ -423,6 +423,11 @@ impl Core {
                         m.apply(id, change);
                     }
                 }
+                Output::Transcoding(plan) => {
+                    if let Some(m) = self.calls.media.as_mut() {
+                        m.transcode(id, plan);
+                    }
+                }
                 Output::Ended(end) => self.call_ended(end),
             }
         }
@@ -454,6 +459,7 @@ impl Core {
     }
 
     fn call_ended(&mut self, end: CallEnd) {
+        let transcoded = self.calls.media.as_ref().and_then(|m| m.transcoded(end.id));
         let stats = self.calls.media.as_mut().and_then(|m| m.stop(end.id));
         info!(
             call = end.id,
@@ -464,6 +470,11 @@ impl Core {
             text = %end.cause.1,
             rtp_a_in = stats.map_or(0, |s| s.a.relay.packets_in),
             rtp_b_in = stats.map_or(0, |s| s.b.relay.packets_in),
+            codec_a = end.codec.as_deref().unwrap_or("-"),
+            codec_b = end.codec_b.as_deref().unwrap_or("-"),
+            transcoded_a_in = transcoded.map_or(0, |t| t[0].converted),
+            transcoded_b_in = transcoded.map_or(0, |t| t[1].converted),
+            transcode_dropped = transcoded.map_or(0, |t| t[0].dropped + t[1].dropped),
             "call ended"
         );
         if tracing::enabled!(tracing::Level::DEBUG) {

@@ -201,6 +201,7 @@ impl Core {
                     t1: Duration::from_millis(t.t1_ms),
                     t2: Duration::from_millis(t.t2_ms),
                     codecs: cfg.calls.codecs.clone(),
+                    transcodable: cfg.calls.transcodable_codecs(),
                     session_timers: cfg.calls.session_config(),
                 },
                 media,

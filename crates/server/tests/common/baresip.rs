@@ -62,6 +62,11 @@ pub struct SoftphoneConfig {
     pub source_wav: PathBuf,
     /// Load `sndfile` and record both directions of each call.
     pub record: bool,
+    /// The account's `audio_codecs` (e.g. `["PCMU/8000/1"]`), in order:
+    /// only these are offered and accepted. Empty: every loaded codec
+    /// (G.711). Naming G722 also loads `g722.so`; its `aufile` source must
+    /// then be 16 kHz, and its recordings are 16 kHz.
+    pub audio_codecs: Vec<String>,
 }
 
 impl SoftphoneConfig {
@@ -74,6 +79,7 @@ impl SoftphoneConfig {
             auto_answer: false,
             source_wav: source_wav.into(),
             record: false,
+            audio_codecs: Vec::new(),
         }
     }
 }
@@ -342,6 +348,16 @@ fn config_text(c: &SoftphoneConfig, sip_port: u16, ctrl_port: u16, record_dir: &
         // G.711 only (PCMU, PCMA): what every PBX supports, lossless enough
         // that a clean call correlates at ~0.9999.
         "module\tg711.so".to_string(),
+        // G.722 only when asked for: loaded by default, it would be offered
+        // first and change the calls of tests that expect G.711.
+        if c.audio_codecs
+            .iter()
+            .any(|a| a.to_ascii_lowercase().starts_with("g722"))
+        {
+            "module\tg722.so".to_string()
+        } else {
+            String::new()
+        },
         // WAV file as microphone.
         "module\taufile.so".to_string(),
         format!("audio_source\taufile,{}", c.source_wav.display()),
@@ -383,6 +399,9 @@ fn account_line(c: &SoftphoneConfig, sip_port: u16) -> String {
     line += &format!(";regint={regint}");
     if c.auto_answer {
         line += ";answermode=auto";
+    }
+    if !c.audio_codecs.is_empty() {
+        line += &format!(";audio_codecs={}", c.audio_codecs.join(","));
     }
     line
 }
