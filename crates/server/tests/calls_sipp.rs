@@ -163,14 +163,11 @@ fn shutdown_hangs_up_calls_in_progress() {
     let callee = uas(&pbx, "call_uas.xml", port, 1, &[]);
     std::thread::sleep(Duration::from_millis(200));
     let caller = uac_spawn(&pbx, "call_uac_recv_bye.xml", "2005", 1, &[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !pbx.log().contains("media call=1 leg=B") && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    pbx.wait_log("media call=1 leg=B", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
     let status = pbx.terminate(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()));
     passed(&pbx, "caller", caller);
     passed(&pbx, "callee", callee);
-    assert!(pbx.log().contains("calls hung up for the shutdown"));
+    assert!(pbx.wait_log("calls hung up for the shutdown", Duration::from_secs(3)));
 }

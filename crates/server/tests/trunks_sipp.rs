@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::sipp::{CALLER, caller_passes, config, passed, register_callee, uas, uas_on, wait_cdr};
 use common::{Pbx, free_port, require_sipp};
@@ -157,10 +157,7 @@ fn trunk_registers_with_the_carrier() {
     std::thread::sleep(Duration::from_millis(300));
     let pbx = Pbx::start(&config(&carrier_cfg), false);
     passed(&pbx, "carrier registrar", carrier);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !pbx.log().contains("trunk registered") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    pbx.wait_log("trunk registered", Duration::from_secs(5));
     let log = pbx.log();
     assert!(log.contains("trunk registered trunk=carrier"), "{log}");
     assert!(
@@ -216,5 +213,9 @@ fn inbound_did_from_a_trunk_rings_the_extension() {
     // An unknown DID is refused.
     let out = carrier_calls(&pbx, "999", carrier_port, &["-timeout", "10s"]);
     assert!(!out.status.success());
-    assert!(pbx.log().contains("inbound DID not routed"));
+    assert!(
+        pbx.wait_log("inbound DID not routed", Duration::from_secs(3)),
+        "{}",
+        pbx.log()
+    );
 }

@@ -120,6 +120,21 @@ impl Pbx {
         std::fs::read_to_string(self.dir.join("pbx.log")).unwrap_or_default()
     }
 
+    /// Waits up to `within` for `needle` in the log (written by a
+    /// background thread, so a line may land a moment after the event).
+    pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status (at most `within`).
     pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         unsafe_kill(self.child.id(), "TERM");
