@@ -62,8 +62,20 @@ pub fn translate(buf: &mut [u8], t: &RtcpTranslation) -> bool {
         let count = usize::from(buf[at] & 0x1f);
         let pt = buf[at + 1];
         let len = (usize::from(u16::from_be_bytes([buf[at + 2], buf[at + 3]])) + 1) * 4;
+        let padded = buf[at] & 0x20 != 0;
         let Some(packet) = buf.get_mut(at..at + len) else {
             return false;
+        };
+        // Fields are rewritten only in the content: padding (whose last
+        // octet counts it) stays as it is.
+        let packet = if padded {
+            let pad = usize::from(packet[len - 1]);
+            if pad == 0 || pad > len - 4 {
+                return false;
+            }
+            &mut packet[..len - pad]
+        } else {
+            packet
         };
         let ok = match pt {
             PT_SR => sender_report(packet, count, t),
@@ -345,6 +357,17 @@ mod tests {
         v1[0] = 0x41;
         assert!(!translate(&mut v1[..n], &translation()));
         assert!(!translate(&mut [0x80, PT_RR, 0], &translation()));
+        // Padding that claims more than the body, or none.
+        let mut pad = [0xA0, PT_RR, 0, 1, 0, 0, 0, 9];
+        assert!(!translate(&mut pad, &translation()));
+        // Padding is never rewritten; a field in the padding is missing.
+        let mut app = [0xA1, PT_APP, 0, 2, 1, 2, 3, 4, 0, 0, 0, 4];
+        assert!(translate(&mut app, &translation()));
+        let mut expected = [0xA1, PT_APP, 0, 2, 0, 0, 0, 0, 0, 0, 0, 4];
+        expected[4..8].copy_from_slice(&TO_OTHER.to_be_bytes());
+        assert_eq!(app, expected);
+        let mut short = [0xA1, PT_APP, 0, 1, 1, 2, 3, 4];
+        assert!(!translate(&mut short, &translation()));
         // A report count larger than the packet.
         let mut lying = rr;
         lying[0] = 0x80 | 5;
