@@ -33,8 +33,11 @@ lines = ['[sip]', 'listen = ["127.0.0.1:5060"]', 'transports = ["udp", "tcp"]', 
          # SIPp's calls carry no RTP: no media timeout (it would end held calls).
          '[media]', 'rtp_ports = "40000-49999"', 'media_timeout_s = 0',
          '[log]', 'level = "info"', '[storage]', f'data_dir = "{sys.argv[2]}"']
+# The kit's callees each take several calls at once (caller i calls callee
+# i mod 1000): lift the per-extension call limit (default 2) as a trunk-like
+# test peer needs; Kamailio has no such limit.
 for u in range(100000, 110000):
-    lines += ['[[extensions]]', f'number = "{u}"', f'password = "pw{u}"']
+    lines += ['[[extensions]]', f'number = "{u}"', f'password = "pw{u}"', 'max_calls = 100']
 open(sys.argv[1], 'w').write("\n".join(lines) + "\n")
 PY
 

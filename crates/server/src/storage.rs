@@ -158,14 +158,15 @@ pub async fn open(cfg: &Config) -> anyhow::Result<Store> {
                 .with_context(|| format!("extension {} from the configuration", e.number))?;
         }
         ext.set_password(&user, &cfg.sip.realm, &e.password).await?;
-        if let Some(class) = e.permission {
-            let permission = match class {
-                crate::config::ClassName::Internal => CallPermission::Internal,
-                crate::config::ClassName::National => CallPermission::National,
-                crate::config::ClassName::International => CallPermission::International,
-            };
+        let permission = e.permission.map(|class| match class {
+            crate::config::ClassName::Internal => CallPermission::Internal,
+            crate::config::ClassName::National => CallPermission::National,
+            crate::config::ClassName::International => CallPermission::International,
+        });
+        if permission.is_some() || e.max_calls.is_some() {
             let update = store::ExtensionUpdate {
-                permission: Some(permission),
+                permission,
+                max_concurrent_calls: e.max_calls,
                 ..Default::default()
             };
             ext.update(&e.number, &update).await?;
@@ -194,6 +195,7 @@ pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
             number: e.number,
             username: e.sip_username,
             display_name: (!e.display_name.is_empty()).then_some(e.display_name),
+            max_calls: e.max_concurrent_calls,
             class: match e.permission {
                 CallPermission::Internal => CallClass::Internal,
                 CallPermission::National => CallClass::National,

@@ -9,7 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::sipp::{CALLER, config, pair, passed, register_callee, uac_spawn, uas, wait_cdr};
+use common::sipp::{
+    CALLER, config, config_with_limit, pair, passed, register_callee, uac_spawn, uas, wait_cdr,
+};
 use common::{Pbx, free_port, require_sipp};
 
 const CALLEE: &str = "2002";
@@ -67,19 +69,56 @@ fn hold_and_resume_are_relayed() {
     pair(&pbx, "2002", ("hold_uac.xml", "hold_uas.xml"), 1, &[], &[]);
 }
 
-/// Sends one raw INVITE (authenticated by `phone`'s digest) and returns the
-/// final status.
+/// Sends one raw INVITE from the SIPp caller's extension (authenticated
+/// with its digest) and returns the final status.
 fn raw_invite(pbx: &Pbx, to: &str, body: &str, extra_headers: &str) -> u16 {
-    let mut phone = common::Phone::new("127.0.0.1", CALLER, "127.0.0.1");
+    invite_from(pbx, CALLER, to, body, extra_headers)
+}
+
+/// Sends one raw INVITE from extension `from` and returns the final status.
+fn invite_from(pbx: &Pbx, from: &str, to: &str, body: &str, extra_headers: &str) -> u16 {
+    let mut phone = common::Phone::new("127.0.0.1", from, "127.0.0.1");
     phone
         .invite_status(
-            &format!("pw{CALLER}secret"),
+            &format!("pw{from}secret"),
             to,
             body,
             extra_headers,
             pbx.addr(),
         )
         .unwrap_or(0)
+}
+
+const PCMU_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                          m=audio 30000 RTP/AVP 0\r\n";
+
+/// `max_calls = 1`: while 2001 talks to 2002, 2001 cannot place another
+/// call (403) and 2002 is busy for others (486); once the call ends both
+/// are free again.
+#[test]
+fn call_limits_refuse_the_caller_and_busy_the_callee() {
+    require_sipp();
+    let pbx = Pbx::start(&config_with_limit("", 1), false);
+    let port = free_port();
+    register_callee(&pbx, CALLEE, port);
+    let callee = uas(&pbx, "call_uas.xml", port, 1, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    let caller = uac_spawn(&pbx, "call_uac.xml", CALLEE, 1, &["-d", "4000"]);
+    assert!(
+        pbx.wait_log("media call=1 leg=B", Duration::from_secs(10)),
+        "{}",
+        pbx.log()
+    );
+    assert_eq!(invite_from(&pbx, "2003", CALLEE, PCMU_OFFER, ""), 486);
+    assert_eq!(invite_from(&pbx, CALLER, "2004", PCMU_OFFER, ""), 403);
+    // Others are not affected: 2004 is simply not registered.
+    assert_eq!(invite_from(&pbx, "2003", "2004", PCMU_OFFER, ""), 480);
+    passed(&pbx, "caller", caller);
+    passed(&pbx, "callee", callee);
+    wait_cdr(&pbx, "ANSWERED", 2);
+    assert_eq!(invite_from(&pbx, CALLER, "2004", PCMU_OFFER, ""), 480);
+    assert!(pbx.log().contains("call refused: caller at its call limit"));
+    assert!(pbx.log().contains("callee at its call limit: busy"));
 }
 
 #[test]

@@ -184,6 +184,11 @@ pub struct ExtensionEntry {
     /// Display name.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// Calls the extension may be in at once (placed and received; 0
+    /// bars calls); applied at every start when given. New extensions
+    /// default to 2 (one call and one waiting).
+    #[serde(default)]
+    pub max_calls: Option<u32>,
 }
 
 /// `[sip]`

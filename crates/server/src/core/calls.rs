@@ -15,6 +15,7 @@ use sip::{Request, StatusCode};
 use tracing::{debug, info};
 
 use super::auth::Role;
+use super::limits::CallLimits;
 use super::random_u64;
 use super::trunks::{Destination, user_of};
 use super::{Core, Persist, ReplyTo};
@@ -35,6 +36,8 @@ pub struct Calls {
     media: Option<MediaManager>,
     /// The SIP port we listen on, per address family (v4, v6).
     sip_ports: (u16, u16),
+    /// Calls per extension, for `max_calls`.
+    limits: CallLimits,
 }
 
 impl Calls {
@@ -60,6 +63,7 @@ impl Calls {
             branch_prefix: format!("z9hG4bK-{:08x}-", random_u64() as u32),
             media,
             sip_ports: (port(false), port(true)),
+            limits: CallLimits::default(),
         }
     }
 
@@ -167,7 +171,7 @@ impl Core {
             let targets = self.contacts_of(&callee);
             (
                 caller,
-                (callee.number.clone(), targets),
+                (callee.number.clone(), targets, Some(callee.max_calls)),
                 Vec::new(),
                 Some(name),
             )
@@ -175,15 +179,20 @@ impl Core {
             let Some(caller) = self.authenticate_caller(&key, &req, source, now, wall) else {
                 return;
             };
+            if self.calls.limits.at_limit(&caller.number, caller.max_calls) {
+                info!(caller = %caller.number, max_calls = caller.max_calls, "call refused: caller at its call limit");
+                return respond(self, 403, "Call Limit Reached");
+            }
             let dialled = user_of(&req.uri).unwrap_or_default();
             match self.route(&dialled, &caller) {
                 Ok(Destination::Extension(callee)) => {
                     let targets = self.contacts_of(&callee);
-                    (caller, (callee.number.clone(), targets), Vec::new(), None)
+                    let callee = (callee.number.clone(), targets, Some(callee.max_calls));
+                    (caller, callee, Vec::new(), None)
                 }
                 Ok(Destination::Trunks(mut targets)) => {
                     let first = targets.remove(0);
-                    (caller, (dialled.clone(), vec![first]), targets, None)
+                    (caller, (dialled.clone(), vec![first], None), targets, None)
                 }
                 Err((status, reason)) => {
                     debug!(caller = %caller.number, %dialled, status, "not routed");
@@ -191,7 +200,13 @@ impl Core {
                 }
             }
         };
-        let (callee_number, targets) = targets;
+        let (callee_number, targets, callee_max_calls) = targets;
+        if let Some(max) = callee_max_calls
+            && self.calls.limits.at_limit(&callee_number, max)
+        {
+            info!(callee = %callee_number, max_calls = max, "callee at its call limit: busy");
+            return respond(self, 486, "Busy Here");
+        }
         if targets.is_empty() {
             return respond(self, 480, "Temporarily Unavailable");
         }
@@ -210,6 +225,7 @@ impl Core {
         let a_ip = media.local_ip_towards(source.addr.ip());
         let b_ip = media.local_ip_towards(b_peer);
         self.calls.next_id += 1;
+        let from_trunk = trunk.is_some();
         let new = NewCall {
             id,
             seed: random_u64(),
@@ -242,6 +258,14 @@ impl Core {
         self.calls.by_call_id.insert(b_id.to_owned(), id);
         self.calls.by_server_invite.insert(key, id);
         self.calls.calls.insert(id, call);
+        // Trunk callers and dialled outside numbers have no limit here.
+        let counted = [
+            (!from_trunk).then(|| caller.number.clone()),
+            callee_max_calls.map(|_| callee_number.clone()),
+        ];
+        self.calls
+            .limits
+            .begin(id, counted.into_iter().flatten().collect());
         self.drive(id, now);
     }
 
@@ -459,6 +483,7 @@ impl Core {
     }
 
     fn call_ended(&mut self, end: CallEnd) {
+        self.calls.limits.end(end.id);
         let transcoded = self.calls.media.as_ref().and_then(|m| m.transcoded(end.id));
         let stats = self.calls.media.as_mut().and_then(|m| m.stop(end.id));
         info!(

@@ -32,6 +32,9 @@ pub struct Profile {
     pub display_name: Option<String>,
     /// What the extension may dial.
     pub class: pbx::dialplan::CallClass,
+    /// Calls it may be in at once, placed and received together
+    /// (`u32::MAX` for callers from a trunk, which have no limit here).
+    pub max_calls: u32,
 }
 
 /// Username → credentials, and the extension profiles (only enabled

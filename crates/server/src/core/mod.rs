@@ -10,6 +10,7 @@
 mod auth;
 mod calls;
 mod directory;
+mod limits;
 mod recent;
 mod register;
 mod trunks;

@@ -165,6 +165,7 @@ impl Core {
             username: String::new(),
             display_name: from.display_name(),
             class: CallClass::Internal,
+            max_calls: u32::MAX,
         };
         Some((caller, callee))
     }

@@ -13,12 +13,18 @@ use super::{Pbx, free_port, repo_root};
 pub const CALLER: &str = "2001";
 
 /// A config with extensions 2001..=2006 (password `pwNNNNsecret`) and
-/// `extra` TOML before them.
+/// `extra` TOML before them. SIPp places many calls between the same two
+/// extensions at once, so their call limit is raised from the default 2.
 pub fn config(extra: &str) -> String {
+    config_with_limit(extra, 1000)
+}
+
+/// [`config`] with every extension limited to `max_calls` calls at once.
+pub fn config_with_limit(extra: &str, max_calls: u32) -> String {
     let mut c = format!("realm = \"pbx.test\"\n{extra}\n");
     for n in 2001..=2006 {
         c.push_str(&format!(
-            "[[extensions]]\nnumber = \"{n}\"\npassword = \"pw{n}secret\"\n"
+            "[[extensions]]\nnumber = \"{n}\"\npassword = \"pw{n}secret\"\nmax_calls = {max_calls}\n"
         ));
     }
     c
