@@ -68,16 +68,24 @@ impl RtcpMonitor {
     /// SSRC the relay writes on the stream towards it; `None` accepts
     /// report blocks about any source) at `clock_rate` Hz (0 means 8000).
     pub fn new(clock_rate: u32, media_ssrc: Option<u32>) -> Self {
-        Self {
-            clock_rate: if clock_rate == 0 {
-                DEFAULT_CLOCK_RATE
-            } else {
-                clock_rate
-            },
+        let mut monitor = Self {
+            clock_rate: DEFAULT_CLOCK_RATE,
             media_ssrc,
             rtt: RttEstimator::new(),
             quality: RtcpQuality::default(),
-        }
+        };
+        monitor.set_clock_rate(clock_rate);
+        monitor
+    }
+
+    /// The RTP clock rate of the stream the phone receives, in which its
+    /// report blocks give jitter (0 means 8000).
+    pub fn set_clock_rate(&mut self, clock_rate: u32) {
+        self.clock_rate = if clock_rate == 0 {
+            DEFAULT_CLOCK_RATE
+        } else {
+            clock_rate
+        };
     }
 
     /// Reads an RTCP compound packet the leg's phone sent, received at
@@ -228,6 +236,22 @@ mod tests {
         m.on_rtcp_from_phone(&rr(7, &[block]), Instant::now());
         assert_eq!(m.quality().reports, 1);
         assert_eq!(m.quality().jitter_ms, 1.0);
+    }
+
+    #[test]
+    fn a_codec_with_another_clock_changes_the_jitter_units() {
+        let mut m = RtcpMonitor::new(8000, None);
+        m.set_clock_rate(48_000);
+        let block = ReportBlock {
+            ssrc: 99,
+            jitter: 480,
+            ..ReportBlock::default()
+        };
+        m.on_rtcp_from_phone(&rr(7, &[block]), Instant::now());
+        assert_eq!(m.quality().jitter_ms, 10.0);
+        m.set_clock_rate(0);
+        m.on_rtcp_from_phone(&rr(7, &[block]), Instant::now());
+        assert_eq!(m.quality().jitter_ms, 60.0, "0 means 8000");
     }
 
     #[test]

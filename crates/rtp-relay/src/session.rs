@@ -154,6 +154,7 @@ enum Command {
     Relatch(Leg, Option<SocketAddr>),
     SetTransform(Leg, Option<Box<dyn PacketTransform>>),
     SetMediaTimeout(Leg, Option<Duration>),
+    SetClockRate(Leg, u32),
     Close,
 }
 
@@ -287,6 +288,13 @@ impl RelaySession {
     /// codec); `None` relays it unchanged.
     pub fn set_transform(&self, leg: Leg, transform: Option<Box<dyn PacketTransform>>) {
         self.shared.send(Command::SetTransform(leg, transform));
+    }
+
+    /// Sets the RTP clock rate of the codec `leg`'s phone sends and
+    /// receives (signalling chose a codec whose rate is not 8000 Hz), for
+    /// timestamps across source changes and jitter figures.
+    pub fn set_clock_rate(&self, leg: Leg, clock_rate: u32) {
+        self.shared.send(Command::SetClockRate(leg, clock_rate));
     }
 
     /// Changes `leg`'s media timeout (`None` while on hold).
@@ -466,6 +474,11 @@ impl Future for Worker {
                 }
                 Command::SetTransform(leg, transform) => {
                     this.legs[leg.index()].transform = transform;
+                }
+                Command::SetClockRate(leg, rate) => {
+                    let io = &mut this.legs[leg.index()];
+                    io.relay.set_clock_rate(rate);
+                    io.monitor.set_clock_rate(rate);
                 }
                 Command::SetMediaTimeout(leg, timeout) => {
                     this.legs[leg.index()].relay.set_media_timeout(timeout, now);

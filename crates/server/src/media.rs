@@ -47,6 +47,8 @@ pub struct MediaManager {
 struct Relay {
     session: RelaySession,
     applied: [Option<(Option<SocketAddr>, Option<Duration>)>; 2],
+    /// RTP clock rate last set per leg (the relay starts at 8000).
+    clock_rates: [u32; 2],
     transcoding: Option<Transcoding>,
     /// Counters of the transforms installed now, per leg (A's incoming, B's
     /// incoming).
@@ -178,6 +180,7 @@ impl MediaManager {
             Relay {
                 session,
                 applied: [None; 2],
+                clock_rates: [8000; 2],
                 transcoding: None,
                 counters: None,
                 earlier: [TranscodeStats::default(); 2],
@@ -207,6 +210,11 @@ impl MediaManager {
             relay.session.set_media_timeout(leg, timeout);
         }
         *slot = Some((change.remote, timeout));
+        let rate = &mut relay.clock_rates[change.side as usize];
+        if change.clock_rate != 0 && *rate != change.clock_rate {
+            *rate = change.clock_rate;
+            relay.session.set_clock_rate(leg, change.clock_rate);
+        }
         debug!(call = id, ?leg, remote = ?change.remote, direction = change.direction.as_str(), "media");
     }
 

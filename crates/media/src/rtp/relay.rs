@@ -386,6 +386,16 @@ impl RtpRelay {
         self.latched
     }
 
+    /// Changes the stream's RTP clock rate (signalling settled on a codec
+    /// with another rate, e.g. Opus at 48 kHz): receive statistics restart
+    /// in the new units.
+    pub fn set_clock_rate(&mut self, clock_rate: u32) {
+        if clock_rate != 0 && clock_rate != self.config.clock_rate {
+            self.config.clock_rate = clock_rate;
+            self.stats = ReceiveStats::new(clock_rate);
+        }
+    }
+
     /// How the current incoming source maps onto the outgoing stream:
     /// `(incoming SSRC, sequence offset, timestamp offset)`, the offsets
     /// being what the relay adds. `None` before the first RTP packet.

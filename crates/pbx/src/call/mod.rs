@@ -210,6 +210,9 @@ pub struct StreamChange {
     pub direction: Direction,
     /// Whether the call is answered (media timeouts apply only then).
     pub answered: bool,
+    /// RTP clock rate of the first codec that side's SDP lists (the one in
+    /// use once it answered).
+    pub clock_rate: u32,
 }
 
 /// How the call ended, in CDR terms.
@@ -619,6 +622,7 @@ impl Call {
             remote: info.remote,
             direction: info.direction,
             answered: self.answered_at.is_some(),
+            clock_rate: info.clock_rate,
         };
         self.streams[side as usize] = Some(change);
         self.out.push_back(Output::Media(change));

@@ -265,3 +265,28 @@ fn delayed_offer_from_the_callee_is_extended_and_answered_in_the_ack() {
         .unwrap();
     assert!(to_b.contains("m=audio 40002 RTP/AVP 8 101\r\n"), "{to_b}");
 }
+
+#[test]
+fn streams_carry_the_clock_rate_of_the_codec_in_use() {
+    let t0 = Instant::now();
+    let opus = "v=0\r\no=a 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+        m=audio 4000 RTP/AVP 111 0\r\na=rtpmap:111 opus/48000/2\r\na=sendrecv\r\n";
+    let inv = with_body(invite_with(""), opus);
+    let mut call = start_configured(inv, 1, transcoding_config(), t0);
+    let out = drain(&mut call);
+    let (b_inv, _) = requests(&out, Method::Invite).remove(0);
+    let rates = |out: &[Output]| -> Vec<(Side, u32)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Media(c) => Some((c.side, c.clock_rate)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(rates(&out), vec![(Side::A, 48_000)]);
+    let b_answer = answer("111", "a=rtpmap:111 opus/48000/2\r\n");
+    call.on_response(&key_of(&b_inv), reply(&b_inv, 200, Some(&b_answer)), t0);
+    let out = drain(&mut call);
+    assert!(rates(&out).contains(&(Side::B, 48_000)), "{out:?}");
+    assert!(rates(&out).iter().all(|(_, r)| *r == 48_000), "{out:?}");
+}
