@@ -362,6 +362,7 @@ mod tests {
                     remote: Some(phone.local_addr().unwrap()),
                     direction: Direction::SendRecv,
                     answered: true,
+                    clock_rate: 8000,
                 },
             );
         }
