@@ -126,13 +126,9 @@ pub async fn watch(
     every: Duration,
     mut seen: i64,
 ) {
-    let mut tick = tokio::time::interval(every);
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut trigger = crate::storage::ReloadTrigger::new(every);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {}
-        }
+        trigger.next().await;
         match store.dialplan_rules().revision().await {
             Ok(revision) if revision == seen => continue,
             Ok(_) => {}

@@ -534,18 +534,49 @@ pub async fn run_writer(store: Store, core: Arc<SharedCore>, stop: Arc<tokio::sy
     batch.flush(&store).await;
 }
 
+/// When a watcher of the database looks again: every `every`, and at once
+/// on SIGHUP (the CLI sends one after each change).
+pub struct ReloadTrigger {
+    tick: tokio::time::Interval,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl ReloadTrigger {
+    /// A trigger polling every `every` (the first tick is immediate).
+    pub fn new(every: Duration) -> Self {
+        Self {
+            tick: tokio::time::interval(every),
+            hup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// Waits for the next tick or SIGHUP.
+    pub async fn next(&mut self) {
+        let hup = async {
+            let received = match self.hup.as_mut() {
+                Some(h) => h.recv().await.is_some(),
+                None => false,
+            };
+            // No signal stream, or a closed one (runtime shutdown): the tick.
+            if !received {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = self.tick.tick() => {}
+            () = hup => {}
+        }
+    }
+}
+
 /// Reloads the directory when extensions change: at once on SIGHUP (the
 /// CLI sends one after each change), and by polling a cheap fingerprint
 /// every `every` for changes made by other means.
 pub async fn watch_extensions(store: Store, core: Arc<SharedCore>, every: Duration) {
     let mut last = store.extensions().fingerprint().await.ok();
-    let mut tick = tokio::time::interval(every);
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut trigger = ReloadTrigger::new(every);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {}
-        }
+        trigger.next().await;
         let Ok(now) = store.extensions().fingerprint().await else {
             continue;
         };

@@ -197,15 +197,7 @@ fn baresip_call_through_pbx_carries_audio() {
         Err(e) => panic!("{e}{}", report(&[&a, &b], Some(pbx.log()))),
     }
     // The audio went through the PBX's relay, and the call has its CDR.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut cdr = String::new();
-    while Instant::now() < deadline {
-        cdr = String::from_utf8_lossy(&pbx.cli(&["cdr", "list"]).stdout).into_owned();
-        if cdr.matches("ANSWERED").count() == 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let cdr = common::sipp::wait_cdr(&pbx, "ANSWERED", 2);
     assert_eq!(cdr.matches("ANSWERED").count(), 2, "CDR legs:\n{cdr}");
     eprintln!("{cdr}");
     assert!(cdr.contains("PCMU") || cdr.contains("PCMA"), "{cdr}");

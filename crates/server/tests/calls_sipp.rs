@@ -10,7 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::sipp::{
-    CALLER, config, config_with_limit, pair, passed, register_callee, uac_spawn, uas, wait_cdr,
+    CALLER, PCMU_OFFER, config, config_with_limit, invite_status, pair, passed, register_callee,
+    uac_spawn, uas, wait_cdr,
 };
 use common::{Pbx, free_port, require_sipp};
 
@@ -78,19 +79,8 @@ fn raw_invite(pbx: &Pbx, to: &str, body: &str, extra_headers: &str) -> u16 {
 /// Sends one raw INVITE from extension `from` and returns the final status.
 fn invite_from(pbx: &Pbx, from: &str, to: &str, body: &str, extra_headers: &str) -> u16 {
     let mut phone = common::Phone::new("127.0.0.1", from, "127.0.0.1");
-    phone
-        .invite_status(
-            &format!("pw{from}secret"),
-            to,
-            body,
-            extra_headers,
-            pbx.addr(),
-        )
-        .unwrap_or(0)
+    invite_status(pbx, &mut phone, to, body, extra_headers)
 }
-
-const PCMU_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-                          m=audio 30000 RTP/AVP 0\r\n";
 
 /// `max_calls = 1`: while 2001 talks to 2002, 2001 cannot place another
 /// call (403) and 2002 is busy for others (486); once the call ends both

@@ -12,10 +12,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::sipp::{CALLER, caller_passes, config, passed, uac_spawn, uas_on, wait_cdr};
+use common::sipp::{
+    CALLER, PCMU_OFFER, caller_passes, config, invite_status, passed, uac_spawn, uas_on, wait_cdr,
+};
 use common::{Pbx, Phone, free_port, require_sipp};
 
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n";
 const CARRIER_IP: &str = "127.0.0.6";
 
 /// Extensions 2001..2006 (2001 may dial national numbers), a carrier
@@ -73,10 +74,7 @@ fn added_id(stdout: &str) -> String {
 
 /// The final status of one INVITE to `to` (0: no answer).
 fn call(phone: &mut Phone, pbx: &Pbx, to: &str) -> u16 {
-    let password = format!("pw{}secret", phone.user);
-    phone
-        .invite_status(&password, to, SDP, "", pbx.addr())
-        .unwrap_or(0)
+    invite_status(pbx, phone, to, PCMU_OFFER, "")
 }
 
 /// Calls `to` until the answer is `want`, for at most `within`; returns

@@ -177,15 +177,7 @@ fn call(name: &str, a: Side, b: Side) -> Result<Measured, String> {
         }
     };
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut cdr = String::new();
-    while Instant::now() < deadline {
-        cdr = String::from_utf8_lossy(&pbx.cli(&["cdr", "list"]).stdout).into_owned();
-        if cdr.matches("ANSWERED").count() == 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let cdr = common::sipp::wait_cdr(&pbx, "ANSWERED", 2);
     let log = pbx.log();
     let transcoded = (
         summary_field(&log, "transcoded_a_in=").unwrap_or(0),

@@ -10,7 +10,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::sipp::{CALLER, caller_passes, config, passed, register_callee, uas, uas_on, wait_cdr};
+use common::sipp::{
+    CALLER, PCMU_OFFER, caller_passes, config, invite_status, passed, register_callee, uas, uas_on,
+    wait_cdr,
+};
 use common::{Pbx, free_port, require_sipp};
 
 /// Dialplan: `9` + number goes out through `trunks` with the 9 stripped
@@ -68,13 +71,8 @@ fn outbound_call_fails_over_from_503_to_the_next_trunk() {
 fn dialplan_refusals_and_permissions() {
     let trunks = "[[trunks]]\nname = \"alpha\"\nhost = \"127.0.0.3:5999\"\n";
     let pbx = Pbx::start(&config(&routing(trunks, "\"alpha\"")), false);
-    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n";
     let mut phone = common::Phone::new("127.0.0.1", CALLER, "127.0.0.1");
-    let mut status = |to: &str| {
-        phone
-            .invite_status(&format!("pw{CALLER}secret"), to, sdp, "", pbx.addr())
-            .unwrap_or(0)
-    };
+    let mut status = |to: &str| invite_status(&pbx, &mut phone, to, PCMU_OFFER, "");
     // An internal-only extension may not dial national or international.
     assert_eq!(status("9030123456"), 403);
     assert_eq!(status("90049301234"), 403);

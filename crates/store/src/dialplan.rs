@@ -263,6 +263,24 @@ macro_rules! rule_cols {
     };
 }
 
+/// Binds a rule's fields as `$2`..`$10` (name .. status), the layout the
+/// INSERT of `add` and the UPDATE of `update` share.
+macro_rules! bind_spec {
+    ($query:expr, $spec:expr) => {{
+        let s: &RuleSpec = $spec;
+        $query
+            .bind(&s.name)
+            .bind(&s.pattern)
+            .bind(s.class.as_str())
+            .bind(i64::from(s.strip))
+            .bind(&s.prepend)
+            .bind(&s.rewrite)
+            .bind(s.action.as_str())
+            .bind(trunks_json(s))
+            .bind(s.status.map(i64::from))
+    }};
+}
+
 /// Takes the dialplan's write lock and bumps the revision (see the module
 /// docs); the first statement of every change.
 const BUMP_REVISION: &str = "UPDATE dialplan_revision SET revision = revision + 1 WHERE id = 1";
@@ -338,17 +356,7 @@ impl<'a> DialplanRules<'a> {
             let position = new.position.map_or(count + 1, |p| i64::from(p).min(count + 1));
             sqlx::query("UPDATE dialplan_rules SET position = position + 1 WHERE position >= $1")
                 .bind(position).execute(&mut *tx).await?;
-            let row = sqlx::query(SQL)
-                .bind(position)
-                .bind(&s.name)
-                .bind(&s.pattern)
-                .bind(s.class.as_str())
-                .bind(i64::from(s.strip))
-                .bind(&s.prepend)
-                .bind(&s.rewrite)
-                .bind(s.action.as_str())
-                .bind(trunks_json(s))
-                .bind(s.status.map(i64::from))
+            let row = bind_spec!(sqlx::query(SQL).bind(position), s)
                 .bind(new.enabled)
                 .bind(now_ms())
                 .fetch_one(&mut *tx)
@@ -399,17 +407,7 @@ impl<'a> DialplanRules<'a> {
         on_pool!(self.pool, p => {
             let mut tx = p.begin().await?;
             sqlx::query(BUMP_REVISION).execute(&mut *tx).await?;
-            let row = sqlx::query(SQL)
-                .bind(id)
-                .bind(&s.name)
-                .bind(&s.pattern)
-                .bind(s.class.as_str())
-                .bind(i64::from(s.strip))
-                .bind(&s.prepend)
-                .bind(&s.rewrite)
-                .bind(s.action.as_str())
-                .bind(trunks_json(&s))
-                .bind(s.status.map(i64::from))
+            let row = bind_spec!(sqlx::query(SQL).bind(id), &s)
                 .bind(update.enabled.unwrap_or(current.enabled))
                 .bind(now_ms())
                 .fetch_optional(&mut *tx)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Pbx, free_port, repo_root};
+use super::{Pbx, Phone, free_port, repo_root};
 
 /// The calling extension of the SIPp callers.
 pub const CALLER: &str = "2001";
@@ -28,6 +28,20 @@ pub fn config_with_limit(extra: &str, max_calls: u32) -> String {
         ));
     }
     c
+}
+
+/// A PCMU-only SDP offer for raw INVITEs.
+pub const PCMU_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                              m=audio 30000 RTP/AVP 0\r\n";
+
+/// Sends one raw INVITE from `phone` (an extension of [`config`], so its
+/// password is `pwNNNNsecret`) to `to`, answering the 407, and returns the
+/// final status (0: no answer).
+pub fn invite_status(pbx: &Pbx, phone: &mut Phone, to: &str, body: &str, extra: &str) -> u16 {
+    let password = format!("pw{}secret", phone.user);
+    phone
+        .invite_status(&password, to, body, extra, pbx.addr())
+        .unwrap_or(0)
 }
 
 pub fn scenario(name: &str) -> PathBuf {
