@@ -20,7 +20,6 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, StorageConfig};
 use crate::core::{Control, Credentials, Directory, Persist, Profile, SharedCore, unix_ms};
-use pbx::dialplan::CallClass;
 use store::CallPermission;
 
 /// The data directory: `[storage] data_dir`, else `$PBX_DATA_DIR`, else
@@ -196,11 +195,7 @@ pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
             username: e.sip_username,
             display_name: (!e.display_name.is_empty()).then_some(e.display_name),
             max_calls: e.max_concurrent_calls,
-            class: match e.permission {
-                CallPermission::Internal => CallClass::Internal,
-                CallPermission::National => CallClass::National,
-                CallPermission::International => CallClass::International,
-            },
+            class: crate::dialplan::class_of(e.permission),
         });
     }
     Ok(d)
