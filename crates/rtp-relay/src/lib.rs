@@ -22,6 +22,7 @@ pub mod transcode;
 
 pub use pool::{PortLease, PortPair, PortPool, PortRange};
 pub use quality::{RtcpMonitor, RtcpQuality};
+pub use rtp_kernel::KernelForwarder;
 pub use session::{
     Leg, LegSetup, LegStats, PacketTransform, RelaySession, SessionEvent, SessionStats,
 };

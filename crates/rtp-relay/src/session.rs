@@ -47,6 +47,11 @@ use crate::Error;
 use crate::pool::{PortLease, PortPair};
 use crate::quality::{RtcpMonitor, RtcpQuality};
 
+mod offload;
+
+use offload::Offload;
+use rtp_kernel::KernelForwarder;
+
 /// Largest datagram relayed intact; longer ones are truncated by the OS.
 /// Media over UDP stays under the path MTU.
 const MAX_DATAGRAM: usize = 2048;
@@ -125,6 +130,9 @@ pub struct LegStats {
     pub send_failed: u64,
     /// Receive errors other than `WouldBlock`.
     pub recv_errors: u64,
+    /// RTP packets of this leg forwarded in the kernel (also counted in
+    /// `relay`).
+    pub kernel_forwarded: u64,
     /// What the leg's phone reports in RTCP about the media it receives
     /// from the PBX, and the PBX↔phone round-trip time.
     pub quality: RtcpQuality,
@@ -219,24 +227,40 @@ impl RelaySession {
         a: LegSetup,
         b: LegSetup,
     ) -> Result<(Self, mpsc::UnboundedReceiver<SessionEvent>), Error> {
+        Self::start_offloaded(a, b, None)
+    }
+
+    /// Like [`RelaySession::start`], handing latched streams to `kernel`
+    /// (see `rtp_kernel`) when given.
+    pub fn start_offloaded(
+        a: LegSetup,
+        b: LegSetup,
+        kernel: Option<Arc<KernelForwarder>>,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<SessionEvent>), Error> {
         let (event_tx, events) = mpsc::unbounded_channel();
-        let session = Self::spawn(a, b, EventSink::Own(event_tx))?;
+        let session = Self::spawn(a, b, EventSink::Own(event_tx), kernel)?;
         Ok((session, events))
     }
 
     /// Like [`RelaySession::start`], but the events of many sessions share
     /// one channel, each tagged with `id` (no task or channel per call
-    /// just to forward them).
+    /// just to forward them); latched streams go to `kernel` when given.
     pub fn start_tagged(
         a: LegSetup,
         b: LegSetup,
         id: u64,
         events: mpsc::UnboundedSender<(u64, SessionEvent)>,
+        kernel: Option<Arc<KernelForwarder>>,
     ) -> Result<Self, Error> {
-        Self::spawn(a, b, EventSink::Tagged(id, events))
+        Self::spawn(a, b, EventSink::Tagged(id, events), kernel)
     }
 
-    fn spawn(a: LegSetup, b: LegSetup, events: EventSink) -> Result<Self, Error> {
+    fn spawn(
+        a: LegSetup,
+        b: LegSetup,
+        events: EventSink,
+        kernel: Option<Arc<KernelForwarder>>,
+    ) -> Result<Self, Error> {
         let now = Instant::now();
         let local = [a.ports.rtp_addr(), b.ports.rtp_addr()];
         // Each phone receives what the other leg's relay sends, under that
@@ -259,6 +283,7 @@ impl RelaySession {
             armed: None,
             published: now,
             dirty: false,
+            offload: kernel.map(Offload::new),
         };
         let task = tokio::spawn(worker);
         Ok(Self {
@@ -328,6 +353,8 @@ impl Drop for RelaySession {
 struct LegIo {
     // Field order matters: sockets close before the lease frees the ports.
     rtp: UdpSocket,
+    /// The RTP socket's local address.
+    local: SocketAddr,
     rtcp: UdpSocket,
     relay: RtpRelay,
     /// Applied to RTP arriving on this leg (transcoding).
@@ -343,10 +370,12 @@ struct LegIo {
 impl LegIo {
     /// `media_ssrc`: the SSRC of the RTP the phone receives from the relay.
     fn new(setup: LegSetup, media_ssrc: u32, now: Instant) -> io::Result<Self> {
+        let local = setup.ports.rtp_addr();
         let (rtp, rtcp, lease) = setup.ports.into_parts();
         let monitor = RtcpMonitor::new(setup.relay.clock_rate, Some(media_ssrc));
         Ok(Self {
             rtp: UdpSocket::from_std(rtp)?,
+            local,
             rtcp: UdpSocket::from_std(rtcp)?,
             relay: RtpRelay::new(setup.relay, now),
             transform: setup.transform,
@@ -440,6 +469,18 @@ struct Worker {
     published: Instant,
     /// Counters changed since `published`.
     dirty: bool,
+    /// Latched streams handed to the kernel, if a forwarder was given.
+    offload: Option<Offload>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Before the sockets close and the ports return to the pool: a rule
+        // left behind would forward a reused port's traffic.
+        if let Some(offload) = &mut self.offload {
+            offload.retire_all(&mut self.legs);
+        }
+    }
 }
 
 /// How a socket's turn ended.
@@ -463,6 +504,9 @@ impl Future for Worker {
             let now = Instant::now();
             match command {
                 Command::Close => {
+                    if let Some(offload) = &mut this.offload {
+                        offload.retire_all(&mut this.legs);
+                    }
                     this.forward_events();
                     this.publish();
                     return Poll::Ready(());
@@ -502,7 +546,13 @@ impl Future for Worker {
         }
         let now = Instant::now();
         this.fire_timer(cx, now);
-        this.forward_events();
+        let events = this.forward_events();
+        if let Some(offload) = &mut this.offload
+            && (changed || events)
+            && offload.sync(&mut this.legs, now)
+        {
+            changed = true;
+        }
         if changed || (this.dirty && now.duration_since(this.published) >= PUBLISH_EVERY) {
             this.publish();
         }
@@ -539,10 +589,23 @@ impl Worker {
         }
     }
 
-    /// Checks the media timeouts if the timer fired.
+    /// Checks the media timeouts if the timer fired, after folding in
+    /// what the kernel forwarded.
     fn fire_timer(&mut self, cx: &mut Context<'_>, now: Instant) {
         if self.armed.is_some() && self.timer.as_mut().poll(cx).is_ready() {
             self.armed = None;
+            let timeout_due = self
+                .legs
+                .iter()
+                .any(|l| l.relay.poll_timeout().is_some_and(|d| d <= now));
+            if let Some(offload) = &mut self.offload
+                && offload
+                    .next_account
+                    .is_some_and(|at| now >= at || timeout_due)
+            {
+                offload.account_all(&mut self.legs, now);
+                self.dirty = true;
+            }
             for leg in &mut self.legs {
                 leg.relay.handle_timeout(now);
             }
@@ -558,6 +621,7 @@ impl Worker {
             .iter()
             .filter_map(|l| l.relay.poll_timeout())
             .chain(publish)
+            .chain(self.offload.as_ref().and_then(|o| o.next_account))
             .min()
         else {
             return;
@@ -590,6 +654,11 @@ impl Worker {
                 }
             };
             let now = Instant::now();
+            if let Some(offload) = &mut self.offload
+                && offload.is_new_source(from, src, &self.buf[..n])
+            {
+                offload.account(from, &mut rx.relay);
+            }
             let (len, rtcp) = match rx.relay.handle_packet(src, &mut self.buf[..n], now) {
                 Action::Forward(len) => (len, false),
                 Action::Rtcp(len) => {
@@ -683,7 +752,8 @@ impl Worker {
 
     /// Hands relay events to the owner; counters follow at once when an
     /// event happened, so they never lag what the owner was told.
-    fn forward_events(&mut self) {
+    /// Returns true if there was any.
+    fn forward_events(&mut self) -> bool {
         let mut any = false;
         for (i, leg) in self.legs.iter_mut().enumerate() {
             while let Some(event) = leg.relay.poll_event() {
@@ -697,11 +767,15 @@ impl Worker {
         if any {
             self.publish();
         }
+        any
     }
 
     /// Refreshes the shared counters.
     fn publish(&mut self) {
-        for leg in &mut self.legs {
+        for (i, leg) in self.legs.iter_mut().enumerate() {
+            if let Some(offload) = &self.offload {
+                leg.stats.kernel_forwarded = offload.forwarded(i);
+            }
             leg.stats.relay = *leg.relay.counters();
             leg.stats.latched = leg.relay.latched();
             leg.stats.quality = leg.monitor.quality();

@@ -145,6 +145,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     info!(
         ports = %cfg.media.rtp_ports,
         pairs = media.available_ports(),
+        kernel_forwarding = %media.kernel_interfaces().join(","),
         "RTP relay ready"
     );
     let mut sip_core = core::Core::new(

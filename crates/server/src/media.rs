@@ -10,14 +10,14 @@ use ahash::HashMap;
 use media::codec::{CodecError, CodecKind};
 use pbx::call::{Side, StreamChange, Transcoding};
 use rtp_relay::{
-    Leg, LegSetup, PortPool, PortRange, RelaySession, SessionEvent, SessionStats, Transcode,
-    TranscodeCounters, TranscodeStats,
+    KernelForwarder, Leg, LegSetup, PortPool, PortRange, RelaySession, SessionEvent, SessionStats,
+    Transcode, TranscodeCounters, TranscodeStats,
 };
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::config::MediaSection;
+use crate::config::{KernelForwarding, MediaSection};
 
 /// Why a call could not get media.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,8 @@ pub struct MediaManager {
     events: mpsc::UnboundedSender<CallMediaEvent>,
     /// Local address that routes to a peer, by peer IP.
     routes: HashMap<IpAddr, IpAddr>,
+    /// In-kernel forwarding of latched streams, when available.
+    kernel: Option<Arc<KernelForwarder>>,
 }
 
 /// A call's relay and what was last applied to each leg (remote, timeout,
@@ -102,6 +104,7 @@ impl MediaManager {
     ) -> anyhow::Result<MediaManager> {
         let (start, end) = cfg.port_range().map_err(anyhow::Error::msg)?;
         let pool = PortPool::new(cfg.bind_address, PortRange { start, end })?;
+        let kernel = kernel_forwarder(cfg.kernel_forwarding, pool.available())?;
         Ok(MediaManager {
             pool,
             runtime,
@@ -110,7 +113,17 @@ impl MediaManager {
             sessions: HashMap::default(),
             events,
             routes: HashMap::default(),
+            kernel,
         })
+    }
+
+    /// The interfaces RTP is forwarded on in the kernel; empty when it is
+    /// relayed in user space only.
+    pub fn kernel_interfaces(&self) -> Vec<String> {
+        self.kernel
+            .as_ref()
+            .map(|k| k.interfaces().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     /// Free port pairs (for tests and metrics).
@@ -174,7 +187,8 @@ impl MediaManager {
         };
         let (a, b) = (setup(a), setup(b));
         let _guard = self.runtime.enter();
-        let session = RelaySession::start_tagged(a, b, id, self.events.clone())?;
+        let session =
+            RelaySession::start_tagged(a, b, id, self.events.clone(), self.kernel.clone())?;
         self.sessions.insert(
             id,
             Relay {
@@ -281,6 +295,31 @@ impl MediaManager {
         // when the runtime drops it (no task spawned just to await it).
         drop(relay);
         Some(stats)
+    }
+}
+
+/// Loads and attaches the kernel forwarder as `mode` asks, sized for
+/// `pairs` port pairs (one rule per RTP port at most).
+fn kernel_forwarder(
+    mode: KernelForwarding,
+    pairs: usize,
+) -> anyhow::Result<Option<Arc<KernelForwarder>>> {
+    if mode == KernelForwarding::Off {
+        return Ok(None);
+    }
+    let loaded =
+        KernelForwarder::new(u32::try_from(pairs).unwrap_or(u32::MAX)).and_then(|mut k| {
+            k.attach_all()?;
+            Ok(k)
+        });
+    match (loaded, mode) {
+        (Ok(k), _) => Ok(Some(Arc::new(k))),
+        (Err(e), KernelForwarding::On) => Err(anyhow::Error::new(e)
+            .context("[media] kernel_forwarding = \"on\", but the kernel forwarder cannot run")),
+        (Err(e), _) => {
+            tracing::info!(reason = %e, "RTP is relayed in user space only (kernel forwarding unavailable)");
+            Ok(None)
+        }
     }
 }
 

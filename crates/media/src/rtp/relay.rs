@@ -396,6 +396,45 @@ impl RtpRelay {
         }
     }
 
+    /// The newest outgoing `(sequence number, timestamp)` sent, `None`
+    /// before the first packet.
+    pub fn newest_sent(&self) -> Option<(u16, u32)> {
+        self.newest.map(|n| (n.seq, n.ts))
+    }
+
+    /// Accounts for packets of the current source that were forwarded
+    /// outside this relay (in the kernel) with its offsets: `packets` of
+    /// `bytes` octets, the newest outgoing `(sequence, timestamp)` among
+    /// them and when the last one passed. Counters, the media timeout and
+    /// the continuity of a later source change then stay as if the relay
+    /// had forwarded them itself.
+    pub fn note_forwarded(&mut self, packets: u64, bytes: u64, newest: (u16, u32), last: Instant) {
+        if packets == 0 {
+            return;
+        }
+        self.counters.packets_in += packets;
+        self.counters.bytes_in += bytes;
+        self.counters.packets_out += packets;
+        self.counters.bytes_out += bytes;
+        let newer = self
+            .newest
+            .is_none_or(|n| (newest.0.wrapping_sub(n.seq) as i16) > 0);
+        if newer {
+            self.newest = Some(Sent {
+                seq: newest.0,
+                ts: newest.1,
+                at: last,
+            });
+        }
+        if last > self.last_valid {
+            self.last_valid = last;
+            if self.timed_out {
+                self.timed_out = false;
+                self.events.push_back(RelayEvent::MediaResumed);
+            }
+        }
+    }
+
     /// How the current incoming source maps onto the outgoing stream:
     /// `(incoming SSRC, sequence offset, timestamp offset)`, the offsets
     /// being what the relay adds. `None` before the first RTP packet.

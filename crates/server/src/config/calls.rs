@@ -19,6 +19,23 @@ pub struct MediaSection {
     /// Hang up a call after this many seconds without RTP from a leg that
     /// should be sending (0 disables).
     pub media_timeout_s: u64,
+    /// Forward latched, untranscoded IPv4 RTP in the kernel (eBPF on TCX
+    /// ingress, Linux 6.6+, needs root or `CAP_BPF` + `CAP_NET_ADMIN`).
+    pub kernel_forwarding: KernelForwarding,
+}
+
+/// `[media] kernel_forwarding`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelForwarding {
+    /// Use it when the kernel and privileges allow, else relay in user
+    /// space (said once in the log).
+    #[default]
+    Auto,
+    /// Always relay in user space.
+    Off,
+    /// Refuse to start without it.
+    On,
 }
 
 impl Default for MediaSection {
@@ -28,6 +45,7 @@ impl Default for MediaSection {
             bind_address: IpAddr::from([0, 0, 0, 0]),
             public_address: None,
             media_timeout_s: 30,
+            kernel_forwarding: KernelForwarding::Auto,
         }
     }
 }

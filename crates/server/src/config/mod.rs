@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod calls;
-pub use calls::{ActionName, CallsSection, ClassName, DialplanEntry, MediaSection, TrunkEntry};
+pub use calls::{
+    ActionName, CallsSection, ClassName, DialplanEntry, KernelForwarding, MediaSection, TrunkEntry,
+};
 
 /// The whole configuration tree.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -370,3 +370,65 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn packets_forwarded_elsewhere_keep_counters_timeout_and_continuity() {
+    let t0 = Instant::now();
+    let mut relay = RtpRelay::new(
+        RelayConfig {
+            media_timeout: Some(Duration::from_secs(5)),
+            ..config(PUBLIC)
+        },
+        t0,
+    );
+    send(&mut relay, PUBLIC, rtp(7, 100, 8000), t0);
+    assert_eq!(relay.newest_sent(), Some((1000, 50_000)));
+    // The kernel forwarded 250 more packets (5 s) with the same offsets.
+    let last = t0 + Duration::from_secs(5);
+    relay.note_forwarded(250, 250 * 172, (1250, 50_000 + 250 * 160), last);
+    assert_eq!(relay.counters().packets_out, 251);
+    assert_eq!(relay.counters().bytes_in, 251 * 172);
+    assert_eq!(relay.newest_sent(), Some((1250, 90_000)));
+    // The media timeout counts from the last forwarded packet.
+    relay.handle_timeout(t0 + Duration::from_secs(6));
+    assert!(
+        events(&mut relay)
+            .iter()
+            .all(|e| *e != RelayEvent::MediaTimeout)
+    );
+    assert_eq!(relay.poll_timeout(), Some(last + Duration::from_secs(5)));
+    // A new source continues right after what the kernel sent.
+    let (_, out) = send(
+        &mut relay,
+        PUBLIC,
+        rtp(8, 7, 123),
+        last + Duration::from_millis(20),
+    );
+    let (seq, ts, _, marker) = out.unwrap();
+    assert_eq!(seq, 1251);
+    assert_eq!(ts, 90_000 + 160);
+    assert!(marker);
+    // A stale report (older newest) moves nothing back.
+    relay.note_forwarded(1, 172, (1200, 1), last);
+    assert_eq!(relay.newest_sent(), Some((1251, 90_160)));
+}
+
+#[test]
+fn media_forwarded_elsewhere_after_a_timeout_resumes_it() {
+    let t0 = Instant::now();
+    let mut relay = RtpRelay::new(
+        RelayConfig {
+            media_timeout: Some(Duration::from_secs(1)),
+            ..config(PUBLIC)
+        },
+        t0,
+    );
+    send(&mut relay, PUBLIC, rtp(7, 100, 8000), t0);
+    relay.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(events(&mut relay).contains(&RelayEvent::MediaTimeout));
+    relay.note_forwarded(3, 516, (1003, 50_480), t0 + Duration::from_secs(3));
+    assert_eq!(events(&mut relay), vec![RelayEvent::MediaResumed]);
+    // Nothing forwarded: nothing changes.
+    relay.note_forwarded(0, 0, (0, 0), t0 + Duration::from_secs(9));
+    assert_eq!(relay.poll_timeout(), Some(t0 + Duration::from_secs(4)));
+}

@@ -1,0 +1,303 @@
+//! The program on crafted frames, through `BPF_PROG_TEST_RUN`: no device,
+//! no sockets, but the real kernel verifier, helpers and map.
+//!
+//! Needs root (`CAP_BPF`); CI runs as root. `PBX_SKIP_BPF_TESTS=1` skips
+//! these where that is impossible.
+
+use super::*;
+use program::{TCX_PASS, TCX_REDIRECT};
+
+const NEXT: u32 = program::TCX_NEXT as u32;
+
+fn forwarder() -> Option<KernelForwarder> {
+    if std::env::var_os("PBX_SKIP_BPF_TESTS").is_some() {
+        return None;
+    }
+    Some(KernelForwarder::new(64).expect("load the forwarding program (run as root)"))
+}
+
+fn sum16(data: &[u8], mut acc: u32) -> u32 {
+    for chunk in data.chunks(2) {
+        let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
+        acc += u32::from(word);
+    }
+    acc
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// True if the frame's IPv4 header and UDP checksums verify.
+fn checksums_ok(frame: &[u8]) -> bool {
+    let ip = &frame[14..34];
+    let udp = &frame[34..];
+    let ip_ok = fold(sum16(ip, 0)) == 0;
+    let udp_csum = u16::from_be_bytes([udp[6], udp[7]]);
+    if udp_csum == 0 {
+        return ip_ok;
+    }
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&ip[12..20]);
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+    ip_ok && fold(sum16(udp, sum16(&pseudo, 0))) == 0
+}
+
+struct Rtp {
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    marker_pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    udp_checksum: bool,
+}
+
+impl Default for Rtp {
+    fn default() -> Self {
+        Rtp {
+            src: "127.0.0.1:40000".parse().unwrap(),
+            dst: "127.0.0.1:10000".parse().unwrap(),
+            marker_pt: 0,
+            seq: 65535,
+            ts: 0xffff_fff0,
+            ssrc: 0x1122_3344,
+            udp_checksum: true,
+        }
+    }
+}
+
+impl Rtp {
+    fn frame(&self) -> Vec<u8> {
+        let payload: Vec<u8> = (0..160u32).map(|i| (i * 7) as u8).collect();
+        let mut rtp = vec![0x80, self.marker_pt];
+        rtp.extend_from_slice(&self.seq.to_be_bytes());
+        rtp.extend_from_slice(&self.ts.to_be_bytes());
+        rtp.extend_from_slice(&self.ssrc.to_be_bytes());
+        rtp.extend_from_slice(&payload);
+        let udp_len = 8 + rtp.len();
+        let mut ip = vec![0x45, 0xb8];
+        ip.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+        ip.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, 64, 17, 0, 0]);
+        ip.extend_from_slice(&self.src.ip().octets());
+        ip.extend_from_slice(&self.dst.ip().octets());
+        let ip_csum = fold(sum16(&ip, 0));
+        ip[10..12].copy_from_slice(&ip_csum.to_be_bytes());
+        let mut udp = Vec::new();
+        udp.extend_from_slice(&self.src.port().to_be_bytes());
+        udp.extend_from_slice(&self.dst.port().to_be_bytes());
+        udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(&rtp);
+        if self.udp_checksum {
+            let mut pseudo = Vec::new();
+            pseudo.extend_from_slice(&ip[12..20]);
+            pseudo.extend_from_slice(&[0, 17]);
+            pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
+            let c = fold(sum16(&udp, sum16(&pseudo, 0)));
+            udp[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+        }
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&udp);
+        frame
+    }
+}
+
+fn forward(dst: &str) -> Forward {
+    Forward {
+        key: StreamKey {
+            remote: "127.0.0.1:40000".parse().unwrap(),
+            local_port: 10000,
+        },
+        in_ssrc: 0x1122_3344,
+        source: "127.0.0.1:10002".parse().unwrap(),
+        destination: dst.parse().unwrap(),
+        out_ssrc: 0xcafe_f00d,
+        sequence_offset: 10,
+        timestamp_offset: 0x100,
+        payload_types: vec![(101, 96)],
+        newest: (0, 0),
+    }
+}
+
+fn field16(frame: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([frame[at], frame[at + 1]])
+}
+
+fn field32(frame: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(frame[at..at + 4].try_into().unwrap())
+}
+
+#[test]
+fn unknown_streams_go_to_user_space_untouched() {
+    let Some(fwd) = forwarder() else { return };
+    let frame = Rtp::default().frame();
+    let (verdict, out) = fwd.test_run(&frame).unwrap();
+    assert_eq!(verdict, NEXT);
+    assert_eq!(out, frame);
+}
+
+#[test]
+fn a_latched_stream_is_rewritten_like_the_relay_does() {
+    let Some(fwd) = forwarder() else { return };
+    fwd.install(&forward("127.0.0.1:5000")).unwrap();
+    let frame = Rtp::default().frame();
+    let (verdict, out) = fwd.test_run(&frame).unwrap();
+    assert_eq!(verdict, TCX_PASS);
+    assert_eq!(out.len(), frame.len());
+    // Addresses and ports: from the PBX's other leg to the other phone.
+    assert_eq!(&out[26..30], &[127, 0, 0, 1]);
+    assert_eq!(&out[30..34], &[127, 0, 0, 1]);
+    assert_eq!(field16(&out, 34), 10002);
+    assert_eq!(field16(&out, 36), 5000);
+    // Sequence and timestamp wrap; SSRC replaced; payload untouched.
+    assert_eq!(field16(&out, 44), 9);
+    assert_eq!(field32(&out, 46), 0xf0);
+    assert_eq!(field32(&out, 50), 0xcafe_f00d);
+    assert_eq!(&out[54..], &frame[54..]);
+    assert_eq!(out[15], 0xb8, "TOS kept");
+    assert!(checksums_ok(&frame));
+    assert!(checksums_ok(&out), "checksums fixed");
+
+    let c = fwd
+        .counters(&forward("127.0.0.1:5000").key)
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.packets, 1);
+    assert_eq!(c.bytes, 172);
+    assert_eq!(c.newest, (9, 0xf0));
+    let age = c.last.expect("time noted").elapsed();
+    assert!(age < Duration::from_secs(5), "{age:?}");
+}
+
+#[test]
+fn payload_types_are_renumbered_and_the_marker_kept() {
+    let Some(fwd) = forwarder() else { return };
+    fwd.install(&forward("127.0.0.1:5000")).unwrap();
+    let frame = Rtp {
+        marker_pt: 0x80 | 101,
+        ..Rtp::default()
+    }
+    .frame();
+    let (verdict, out) = fwd.test_run(&frame).unwrap();
+    assert_eq!(verdict, TCX_PASS);
+    assert_eq!(out[43], 0x80 | 96);
+    assert!(checksums_ok(&out));
+    // A payload type without a pair passes as it is.
+    let frame = Rtp {
+        marker_pt: 8,
+        ..Rtp::default()
+    }
+    .frame();
+    let (_, out) = fwd.test_run(&frame).unwrap();
+    assert_eq!(out[43], 8);
+}
+
+#[test]
+fn a_new_ssrc_rtcp_and_strangers_go_to_user_space() {
+    let Some(fwd) = forwarder() else { return };
+    fwd.install(&forward("127.0.0.1:5000")).unwrap();
+    for rtp in [
+        Rtp {
+            ssrc: 0x5555_5555,
+            ..Rtp::default()
+        },
+        // RTCP multiplexed on the port (SR = 200 sits at PT 72 + marker).
+        Rtp {
+            marker_pt: 200,
+            ..Rtp::default()
+        },
+        Rtp {
+            src: "127.0.0.1:40001".parse().unwrap(),
+            ..Rtp::default()
+        },
+        Rtp {
+            dst: "127.0.0.1:10004".parse().unwrap(),
+            ..Rtp::default()
+        },
+    ] {
+        let frame = rtp.frame();
+        let (verdict, out) = fwd.test_run(&frame).unwrap();
+        assert_eq!(verdict, NEXT);
+        assert_eq!(out, frame);
+    }
+    let c = fwd
+        .counters(&forward("127.0.0.1:5000").key)
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.packets, 0);
+}
+
+#[test]
+fn a_zero_udp_checksum_stays_zero() {
+    let Some(fwd) = forwarder() else { return };
+    fwd.install(&forward("127.0.0.1:5000")).unwrap();
+    let frame = Rtp {
+        udp_checksum: false,
+        ..Rtp::default()
+    }
+    .frame();
+    let (verdict, out) = fwd.test_run(&frame).unwrap();
+    assert_eq!(verdict, TCX_PASS);
+    assert_eq!(field16(&out, 40), 0);
+    assert!(checksums_ok(&out));
+}
+
+#[test]
+fn short_and_odd_frames_are_left_alone() {
+    let Some(fwd) = forwarder() else { return };
+    fwd.install(&forward("127.0.0.1:5000")).unwrap();
+    let frame = Rtp::default().frame();
+    // Cut inside the RTP header; IPv4 options; a fragment.
+    let short = frame[..50].to_vec();
+    let mut options = frame.clone();
+    options[14] = 0x46;
+    let mut fragment = frame.clone();
+    fragment[20] |= 0x20;
+    for f in [short, options, fragment] {
+        let (verdict, out) = fwd.test_run(&f).unwrap();
+        assert_eq!(verdict, NEXT);
+        assert_eq!(out, f);
+    }
+}
+
+#[test]
+fn removal_returns_the_counters_and_stops_forwarding() {
+    let Some(fwd) = forwarder() else { return };
+    let entry = forward("127.0.0.1:5000");
+    fwd.install(&entry).unwrap();
+    let frame = Rtp::default().frame();
+    for _ in 0..3 {
+        fwd.test_run(&frame).unwrap();
+    }
+    let c = fwd.remove(&entry.key).unwrap().unwrap();
+    assert_eq!(c.packets, 3);
+    assert_eq!(fwd.remove(&entry.key).unwrap(), None);
+    let (verdict, _) = fwd.test_run(&frame).unwrap();
+    assert_eq!(verdict, NEXT);
+}
+
+#[test]
+fn a_destination_off_this_host_is_redirected_or_left_to_user_space() {
+    let Some(fwd) = forwarder() else { return };
+    // TEST-NET-1: whether it routes depends on the machine; either way the
+    // outcome must be consistent.
+    fwd.install(&forward("192.0.2.10:5000")).unwrap();
+    let frame = Rtp::default().frame();
+    let (verdict, out) = fwd.test_run(&frame).unwrap();
+    match verdict {
+        TCX_REDIRECT => {
+            assert_eq!(&out[30..34], &[192, 0, 2, 10]);
+            assert!(checksums_ok(&out));
+            assert_ne!(&out[..6], &[0; 6], "next hop's MAC written");
+        }
+        NEXT => assert_eq!(out, frame),
+        other => panic!("verdict {other}"),
+    }
+}
