@@ -50,7 +50,7 @@ use crate::quality::{RtcpMonitor, RtcpQuality};
 mod offload;
 
 use offload::Offload;
-use rtp_kernel::KernelForwarder;
+use rtp_kernel::{ForwardCounters, KernelForwarder, StreamKey};
 
 /// Largest datagram relayed intact; longer ones are truncated by the OS.
 /// Media over UDP stays under the path MTU.
@@ -172,7 +172,16 @@ enum Command {
 #[derive(Debug, Default)]
 struct Shared {
     inbox: Mutex<Inbox>,
-    stats: Mutex<SessionStats>,
+    stats: Mutex<Published>,
+}
+
+/// The counters as of the task's last publication, and the kernel rules
+/// then installed with what of their counters was already folded in, so
+/// [`RelaySession::stats`] can add what the kernel forwarded since.
+#[derive(Debug, Default)]
+struct Published {
+    stats: SessionStats,
+    kernel: [Option<(StreamKey, ForwardCounters)>; 2],
 }
 
 #[derive(Debug, Default)]
@@ -215,6 +224,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct RelaySession {
     shared: Arc<Shared>,
+    /// To read the kernel's counters for [`RelaySession::stats`].
+    kernel: Option<Arc<KernelForwarder>>,
     local: [SocketAddr; 2],
     task: Option<JoinHandle<()>>,
 }
@@ -283,11 +294,12 @@ impl RelaySession {
             armed: None,
             published: now,
             dirty: false,
-            offload: kernel.map(Offload::new),
+            offload: kernel.clone().map(Offload::new),
         };
         let task = tokio::spawn(worker);
         Ok(Self {
             shared,
+            kernel,
             local,
             task: Some(task),
         })
@@ -298,9 +310,29 @@ impl RelaySession {
         self.local[leg.index()]
     }
 
-    /// Counters per leg, as of the task's last wake-up.
+    /// Counters per leg: as of the task's last wake-up, plus what the
+    /// kernel forwarded since (read from its map now, so a final read is
+    /// exact even while the task sleeps).
     pub fn stats(&self) -> SessionStats {
-        *lock(&self.shared.stats)
+        let published = lock(&self.shared.stats);
+        let mut stats = published.stats;
+        if let Some(kernel) = &self.kernel {
+            for (i, rule) in published.kernel.iter().enumerate() {
+                let Some((key, seen)) = rule else { continue };
+                let Ok(Some(now)) = kernel.counters(key) else {
+                    continue;
+                };
+                let leg = if i == 0 { &mut stats.a } else { &mut stats.b };
+                let packets = now.packets.saturating_sub(seen.packets);
+                let bytes = now.bytes.saturating_sub(seen.bytes);
+                leg.kernel_forwarded += packets;
+                leg.relay.packets_in += packets;
+                leg.relay.packets_out += packets;
+                leg.relay.bytes_in += bytes;
+                leg.relay.bytes_out += bytes;
+            }
+        }
+        stats
     }
 
     /// Signalling moved `leg`'s remote address: latch again.
@@ -781,8 +813,12 @@ impl Worker {
             leg.stats.quality = leg.monitor.quality();
         }
         let mut shared = lock(&self.shared.stats);
-        shared.a = self.legs[0].stats;
-        shared.b = self.legs[1].stats;
+        shared.stats.a = self.legs[0].stats;
+        shared.stats.b = self.legs[1].stats;
+        shared.kernel = self
+            .offload
+            .as_ref()
+            .map_or([None, None], Offload::snapshot);
         drop(shared);
         self.published = Instant::now();
         self.dirty = false;

@@ -55,6 +55,11 @@ impl Offload {
         }
     }
 
+    /// The installed rules' keys with what of their counters is folded in.
+    pub(super) fn snapshot(&self) -> [Option<(StreamKey, ForwardCounters)>; 2] {
+        [0, 1].map(|i| self.installed[i].as_ref().map(|r| (r.key, self.seen[i])))
+    }
+
     /// Packets of direction `from` forwarded in the kernel so far.
     pub(super) fn forwarded(&self, from: usize) -> u64 {
         self.forwarded[from]

@@ -495,6 +495,7 @@ impl Core {
             text = %end.cause.1,
             rtp_a_in = stats.map_or(0, |s| s.a.relay.packets_in),
             rtp_b_in = stats.map_or(0, |s| s.b.relay.packets_in),
+            rtp_kernel = stats.map_or(0, |s| s.a.kernel_forwarded + s.b.kernel_forwarded),
             codec_a = end.codec.as_deref().unwrap_or("-"),
             codec_b = end.codec_b.as_deref().unwrap_or("-"),
             transcoded_a_in = transcoded.map_or(0, |t| t[0].converted),

@@ -21,6 +21,15 @@ pub struct Pbx {
 }
 
 /// A free port on 127.0.0.1 for both UDP and TCP (best effort).
+/// True where the PBX's kernel RTP forwarding must be active: running as
+/// root (CI) unless `PBX_SKIP_BPF_TESTS` says the kernel cannot.
+pub fn kernel_forwarding_expected() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    root && std::env::var_os("PBX_SKIP_BPF_TESTS").is_none()
+}
+
 pub fn free_port() -> u16 {
     for _ in 0..50 {
         let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
