@@ -16,16 +16,20 @@
 #   PBX_BIN=… LOADGEN_BIN=…           binaries (default: $CARGO_TARGET_DIR or target/release)
 #   KEEP=1                            keep the temp dir (config, logs, JSON)
 #   LOADGEN_ARGS="…"                  extra pbx-loadgen arguments (both runs)
+#   KERNEL_FORWARDING=auto            [media] kernel_forwarding (auto|on|off)
 #
 # Output: the loadgen report, then the PBX figures: CPU during the steady
 # state (all calls up) as % of one core in total and per call, RSS before
-# the calls, at steady state and at peak (VmHWM), and RSS per call.
+# the calls, at steady state and at peak (VmHWM), and RSS per call. With
+# kernel forwarding, also the forwarding program's own run time (kernel BPF
+# statistics, turned on for the run) and the machine's total CPU.
 set -euo pipefail
 
 # >>> PBX RTP relay configuration: TOML appended to the PBX config. <<<
 # The relay needs 4 ports per call (RTP+RTCP per leg, two legs); it must not
 # overlap LOADGEN_RTP. Set PBX_MEDIA_TOML="" to use the PBX's defaults.
-PBX_MEDIA_TOML=${PBX_MEDIA_TOML-$'[media]\nrtp_ports = "40000-49999"\nbind_address = "127.0.0.1"'}
+KERNEL_FORWARDING=${KERNEL_FORWARDING:-auto}
+PBX_MEDIA_TOML=${PBX_MEDIA_TOML-$'[media]\nrtp_ports = "40000-49999"\nbind_address = "127.0.0.1"\nkernel_forwarding = "'$KERNEL_FORWARDING'"'}
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -142,6 +146,23 @@ f=open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")",1)[1].split()
 t=os.sysconf("SC_CLK_TCK")
 print(int(f[11])*1000000//t, int(f[12])*1000000//t)' "$1"
 }
+# Run time of the kernel forwarding program(s): "run_time_ns run_cnt",
+# summed over loaded programs named pbx_rtp_fwd (needs bpftool and
+# kernel.bpf_stats_enabled=1; "0 0" otherwise).
+bpf_ns() {
+    command -v bpftool >/dev/null || { echo "0 0"; return; }
+    bpftool prog show --json 2>/dev/null | python3 -c 'import json,sys
+ps=[p for p in json.load(sys.stdin) if p.get("name")=="pbx_rtp_fwd"]
+print(sum(p.get("run_time_ns",0) for p in ps), sum(p.get("run_cnt",0) for p in ps))'
+}
+# Busy and total jiffies of the whole machine.
+machine_jiffies() { awk '/^cpu / {b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
+if [ "$KERNEL_FORWARDING" != off ] && [ "$(id -u)" -eq 0 ]; then
+    command -v bpftool >/dev/null || apt-get install -y -qq bpftool >/dev/null 2>&1 || true
+    bpf_stats_was=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
+    sysctl -qw kernel.bpf_stats_enabled=1 || true
+    trap 'sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_was" 2>/dev/null || true; cleanup' EXIT
+fi
 status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
 now_s() { date +%s.%N; }
 
@@ -166,12 +187,14 @@ t_start=$(now_s)
 lg_pid=$!
 sleep "$steady_from"
 read -r cpu_a_u cpu_a_s < <(cpu_us "$pbx_pid"); t_a=$(now_s)
+read -r bpf_a_ns bpf_a_cnt < <(bpf_ns); read -r m_a_busy m_a_all < <(machine_jiffies)
 rss_peak_seen=0
 while python3 -c "import sys; sys.exit(0 if $(now_s) - $t_start < $steady_to else 1)"; do
     r=$(status_kb "$pbx_pid" VmRSS); [ "$r" -gt "$rss_peak_seen" ] && rss_peak_seen=$r
     sleep 0.5
 done
 read -r cpu_b_u cpu_b_s < <(cpu_us "$pbx_pid"); t_b=$(now_s)
+read -r bpf_b_ns bpf_b_cnt < <(bpf_ns); read -r m_b_busy m_b_all < <(machine_jiffies)
 rss_steady=$(status_kb "$pbx_pid" VmRSS)
 lg_status=0
 wait "$lg_pid" || lg_status=$?
@@ -206,6 +229,14 @@ print(f"  setup latency p50 {r['setup_ms']['p50']:.2f} ms, p99 {r['setup_ms']['p
 print(f"  PBX CPU, steady state ({$t_b - $t_a:.1f} s, {up} calls up): {steady_cpu*100:.1f} % of one core = {steady_cpu*100/up:.4f} % per call")
 print(f"    of which user space {steady_user*100:.1f} %, kernel {steady_sys*100:.1f} % (the kernel part includes loopback delivery to the receiver)")
 print(f"    per relayed datagram: {steady_cpu*1e6/pps:.2f} µs ({steady_user*1e6/pps:.2f} µs user, {steady_sys*1e6/pps:.2f} µs kernel)")
+bpf_s = ($bpf_b_ns - $bpf_a_ns) / 1e9 / ($t_b - $t_a)
+bpf_runs = ($bpf_b_cnt - $bpf_a_cnt) / ($t_b - $t_a)
+machine = ($m_b_busy - $m_a_busy) / max($m_b_all - $m_a_all, 1) * $(nproc)
+if bpf_runs > 0:
+    print(f"  kernel forwarding program: {bpf_runs:.0f} runs/s, {bpf_s*1e9/bpf_runs:.0f} ns per run, "
+          f"{bpf_s*100:.2f} % of one core = {bpf_s*100/up:.5f} % per call")
+    print(f"  relay cost per call (PBX process + forwarding program): {(steady_cpu + bpf_s)*100/up:.4f} % of one core")
+print(f"  machine CPU, steady state (everything: PBX, loadgen, softirq): {machine*100:.1f} % of one core")
 print(f"  PBX CPU, whole run ({$t_end - $t_start:.1f} s): {run_cpu*100:.1f} % of one core")
 print(f"  PBX RSS: before {$rss_before/1024:.1f} MiB, steady {$rss_steady/1024:.1f} MiB, peak seen {$rss_peak_seen/1024:.1f} MiB, "
       f"VmHWM {$rss_hwm/1024:.1f} MiB, after {$rss_after/1024:.1f} MiB")
@@ -218,6 +249,9 @@ print("JSON " + json.dumps({
     "pbx_rss_kib_before": $rss_before, "pbx_rss_kib_steady": $rss_steady, "pbx_rss_kib_hwm": $rss_hwm,
     "pbx_rss_kib_per_call": round(($rss_steady - $rss_before)/up, 2),
     "loss_pct_fwd": r["rtp_caller_to_callee"]["loss_pct"], "loss_pct_rev": r["rtp_callee_to_caller"]["loss_pct"],
-    "loadgen_cpu_pct": r["loadgen_cpu_pct"]}))
+    "loadgen_cpu_pct": r["loadgen_cpu_pct"], "kernel_forwarding": "$KERNEL_FORWARDING",
+    "bpf_pct_steady": round(bpf_s*100, 4), "bpf_ns_per_run": round(bpf_s*1e9/bpf_runs, 1) if bpf_runs else None,
+    "relay_pct_per_call": round((steady_cpu + bpf_s)*100/up, 5), "machine_pct_steady": round(machine*100, 2),
+    "jitter_p99_ms_fwd": r["rtp_caller_to_callee"]["jitter_ms"]["p99"], "jitter_p99_ms_rev": r["rtp_callee_to_caller"]["jitter_ms"]["p99"]}))
 EOF
 exit "$lg_status"
