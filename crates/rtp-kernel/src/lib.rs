@@ -203,7 +203,7 @@ impl KernelForwarder {
         v[value::TS_OFFSET..][..4].copy_from_slice(&forward.timestamp_offset.to_ne_bytes());
         v[value::SEQ_OFFSET..][..2].copy_from_slice(&forward.sequence_offset.to_ne_bytes());
         if !is_local(*forward.destination.ip()) {
-            v[value::FLAGS] = program::FLAG_REDIRECT;
+            v[value::FLAGS] = program::FLAG_REMOTE;
         }
         for pair in 0..value::PT_PAIRS {
             let (from, to) = forward

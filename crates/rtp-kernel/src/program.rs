@@ -17,10 +17,11 @@
 //! renumbering; fixes the IPv4 and UDP checksums incrementally (the kernel
 //! helpers handle partial and complete checksum offload); counts the packet
 //! and notes its time and the newest sequence number sent. A destination on
-//! this host continues up the stack (`TCX_PASS`); any other is looked up in
-//! the FIB and redirected to the egress interface with the neighbour's
-//! MAC address, or left to user space if the lookup fails (no route or
-//! unresolved neighbour).
+//! this host leaves through the loopback interface (redirected to its
+//! egress, so it is delivered, and seen by packet captures, like a packet
+//! the PBX sent); any other is looked up in the FIB and redirected to the
+//! egress interface with the neighbour's MAC address, or left to user
+//! space if the lookup fails (no route or unresolved neighbour).
 
 use crate::asm::{Alu, Asm, Cond, FP, Insn, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, Size};
 
@@ -47,7 +48,7 @@ pub mod value {
     pub const TS_OFFSET: usize = 20;
     /// Added to the sequence number (host order).
     pub const SEQ_OFFSET: usize = 24;
-    /// [`super::FLAG_REDIRECT`] and friends.
+    /// [`super::FLAG_REMOTE`] and friends.
     pub const FLAGS: usize = 26;
     /// Four (incoming, outgoing) payload type pairs; unused ones hold 0xff.
     pub const PT_MAP: usize = 28;
@@ -67,14 +68,17 @@ pub mod value {
     pub const SIZE: usize = 72;
 }
 
-/// The destination is not on this host: look it up and redirect.
-pub const FLAG_REDIRECT: u8 = 1;
+/// The destination is not on this host: look it up in the FIB and redirect
+/// to its egress interface (else: out through loopback).
+pub const FLAG_REMOTE: u8 = 1;
 
 /// TCX verdicts.
 pub const TCX_NEXT: i32 = -1;
-pub const TCX_PASS: u32 = 0;
 /// `TC_ACT_REDIRECT`.
 pub const TCX_REDIRECT: u32 = 7;
+
+/// The loopback interface's index, the same in every network namespace.
+const LOOPBACK_IFINDEX: i32 = 1;
 
 /// Kernel helper ids (uapi `__BPF_FUNC_MAPPER` order).
 mod helper {
@@ -252,7 +256,7 @@ pub fn build(map_fd: i32) -> Vec<Insn> {
     let checksums = a.label();
     let off_host = a.label();
     a.load(Size::B, R2, entry, value::FLAGS as i16);
-    a.jump_imm(Cond::Set, R2, FLAG_REDIRECT as i32, off_host);
+    a.jump_imm(Cond::Set, R2, FLAG_REMOTE as i32, off_host);
     a.jump(checksums);
     a.bind(off_host);
     fib_lookup(&mut a, skb, next);
@@ -332,8 +336,12 @@ pub fn build(map_fd: i32) -> Vec<Insn> {
     // Verdict.
     let redirect = a.label();
     a.load(Size::B, R2, entry, value::FLAGS as i16);
-    a.jump_imm(Cond::Set, R2, FLAG_REDIRECT as i32, redirect);
-    a.mov_imm(R0, TCX_PASS as i32);
+    a.jump_imm(Cond::Set, R2, FLAG_REMOTE as i32, redirect);
+    // On this host: out through loopback, as if the PBX had sent it, so
+    // packet captures on `lo` see it like any other relayed packet.
+    a.mov_imm(R1, LOOPBACK_IFINDEX);
+    a.mov_imm(R2, 0);
+    a.call(helper::REDIRECT);
     a.exit();
     a.bind(redirect);
     store_bytes(&mut a, skb, 0, NEW_MACS, 12);

@@ -5,7 +5,7 @@
 //! users skip them (said on stderr), as does `PBX_SKIP_BPF_TESTS=1`.
 
 use super::*;
-use program::{TCX_PASS, TCX_REDIRECT};
+use program::TCX_REDIRECT;
 
 const NEXT: u32 = program::TCX_NEXT as u32;
 
@@ -161,7 +161,7 @@ fn a_latched_stream_is_rewritten_like_the_relay_does() {
     fwd.install(&forward("127.0.0.1:5000")).unwrap();
     let frame = Rtp::default().frame();
     let (verdict, out) = fwd.test_run(&frame).unwrap();
-    assert_eq!(verdict, TCX_PASS);
+    assert_eq!(verdict, TCX_REDIRECT);
     assert_eq!(out.len(), frame.len());
     // Addresses and ports: from the PBX's other leg to the other phone.
     assert_eq!(&out[26..30], &[127, 0, 0, 1]);
@@ -174,6 +174,7 @@ fn a_latched_stream_is_rewritten_like_the_relay_does() {
     assert_eq!(field32(&out, 50), 0xcafe_f00d);
     assert_eq!(&out[54..], &frame[54..]);
     assert_eq!(out[15], 0xb8, "TOS kept");
+    assert_eq!(&out[..14], &frame[..14], "loopback: Ethernet header as it was");
     assert!(checksums_ok(&frame));
     assert!(checksums_ok(&out), "checksums fixed");
 
@@ -198,7 +199,7 @@ fn payload_types_are_renumbered_and_the_marker_kept() {
     }
     .frame();
     let (verdict, out) = fwd.test_run(&frame).unwrap();
-    assert_eq!(verdict, TCX_PASS);
+    assert_eq!(verdict, TCX_REDIRECT);
     assert_eq!(out[43], 0x80 | 96);
     assert!(checksums_ok(&out));
     // A payload type without a pair passes as it is.
@@ -256,7 +257,7 @@ fn a_zero_udp_checksum_stays_zero() {
     }
     .frame();
     let (verdict, out) = fwd.test_run(&frame).unwrap();
-    assert_eq!(verdict, TCX_PASS);
+    assert_eq!(verdict, TCX_REDIRECT);
     assert_eq!(field16(&out, 40), 0);
     assert!(checksums_ok(&out));
 }
@@ -347,7 +348,7 @@ mod random_frames {
                 let (verdict, out) = fwd.test_run(&frame).unwrap();
                 match verdict {
                     NEXT => assert_eq!(out, frame),
-                    TCX_PASS => {
+                    TCX_REDIRECT => {
                         assert_eq!(out.len(), frame.len());
                         assert_eq!(&out[54..], &frame[54..], "payload untouched");
                         assert_eq!(field16(&out, 36), 5000);
