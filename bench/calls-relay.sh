@@ -17,6 +17,10 @@
 #   KEEP=1                            keep the temp dir (config, logs, JSON)
 #   LOADGEN_ARGS="…"                  extra pbx-loadgen arguments (both runs)
 #   KERNEL_FORWARDING=auto            [media] kernel_forwarding (auto|on|off)
+#   BASELINE=1                        afterwards, the same calls phone to phone
+#                                     (pbx-loadgen --direct, no PBX): the
+#                                     relay's whole-machine cost is the
+#                                     difference in machine CPU
 #
 # Output: the loadgen report, then the PBX figures: CPU during the steady
 # state (all calls up) as % of one core in total and per call, RSS before
@@ -155,8 +159,24 @@ bpf_ns() {
 ps=[p for p in json.load(sys.stdin) if p.get("name")=="pbx_rtp_fwd"]
 print(sum(p.get("run_time_ns",0) for p in ps), sum(p.get("run_cnt",0) for p in ps))'
 }
-# Busy and total jiffies of the whole machine.
-machine_jiffies() { awk '/^cpu / {b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
+# CPU µs used so far by the given processes plus the kernel's softirq
+# threads: the work a load costs. (Per process, because /proc/stat's
+# machine-wide counters are not trustworthy on this kind of VM; softirq
+# work done inside a process's system call is charged to that process,
+# deferred work to ksoftirqd.)
+load_cpu_us() {
+    python3 - "$@" $(pgrep ksoftirqd) <<'PY'
+import os, sys
+t = os.sysconf("SC_CLK_TCK"); total = 0
+for pid in sys.argv[1:]:
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        total += (int(f[11]) + int(f[12])) * 1000000 // t
+    except OSError:
+        pass
+print(total)
+PY
+}
 if [ "$KERNEL_FORWARDING" != off ] && [ "$(id -u)" -eq 0 ]; then
     command -v bpftool >/dev/null || apt-get install -y -qq bpftool >/dev/null 2>&1 || true
     bpf_stats_was=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
@@ -187,14 +207,14 @@ t_start=$(now_s)
 lg_pid=$!
 sleep "$steady_from"
 read -r cpu_a_u cpu_a_s < <(cpu_us "$pbx_pid"); t_a=$(now_s)
-read -r bpf_a_ns bpf_a_cnt < <(bpf_ns); read -r m_a_busy m_a_all < <(machine_jiffies)
+read -r bpf_a_ns bpf_a_cnt < <(bpf_ns); load_a=$(load_cpu_us "$pbx_pid" "$lg_pid")
 rss_peak_seen=0
 while python3 -c "import sys; sys.exit(0 if $(now_s) - $t_start < $steady_to else 1)"; do
     r=$(status_kb "$pbx_pid" VmRSS); [ "$r" -gt "$rss_peak_seen" ] && rss_peak_seen=$r
     sleep 0.5
 done
 read -r cpu_b_u cpu_b_s < <(cpu_us "$pbx_pid"); t_b=$(now_s)
-read -r bpf_b_ns bpf_b_cnt < <(bpf_ns); read -r m_b_busy m_b_all < <(machine_jiffies)
+read -r bpf_b_ns bpf_b_cnt < <(bpf_ns); load_b=$(load_cpu_us "$pbx_pid" "$lg_pid")
 rss_steady=$(status_kb "$pbx_pid" VmRSS)
 lg_status=0
 wait "$lg_pid" || lg_status=$?
@@ -202,6 +222,25 @@ t_end=$(now_s)
 read -r cpu_after_u cpu_after_s < <(cpu_us "$pbx_pid")
 rss_hwm=$(status_kb "$pbx_pid" VmHWM)
 rss_after=$(status_kb "$pbx_pid" VmRSS)
+
+# 3. Optionally the baseline: the same load without the PBX.
+base_a=0; base_b=0; t_c=0; t_d=0
+if [ "${BASELINE:-0}" = 1 ]; then
+    # Without the PBX (and its forwarding program on lo) running.
+    kill -TERM "$pbx_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pbx_pid" 2>/dev/null || break; sleep 0.1; done
+    # shellcheck disable=SC2086
+    "$LOADGEN_BIN" --direct --calls "$CALLS" --rate "$RATE" --hold "$HOLD" --local-ip 127.0.0.1 \
+        --rtp-ports "$LOADGEN_RTP" --sip-port-uac "$LOADGEN_SIP_UAC" --sip-port-uas "$LOADGEN_SIP_UAS" \
+        --progress 0 $LOADGEN_ARGS >"$work/direct.out" 2>&1 &
+    direct_pid=$!
+    t_direct=$(now_s)
+    sleep "$steady_from"
+    base_a=$(load_cpu_us "$direct_pid"); t_c=$(now_s)
+    while python3 -c "import sys; sys.exit(0 if $(now_s) - $t_direct < $steady_to else 1)"; do sleep 0.5; done
+    base_b=$(load_cpu_us "$direct_pid"); t_d=$(now_s)
+    wait "$direct_pid" || { echo "baseline run failed:" >&2; tail -5 "$work/direct.out" >&2; }
+fi
 
 cat "$work/loadgen.err" >&2
 grep -v '^{' "$work/loadgen.out" || true
@@ -231,12 +270,17 @@ print(f"    of which user space {steady_user*100:.1f} %, kernel {steady_sys*100:
 print(f"    per relayed datagram: {steady_cpu*1e6/pps:.2f} µs ({steady_user*1e6/pps:.2f} µs user, {steady_sys*1e6/pps:.2f} µs kernel)")
 bpf_s = ($bpf_b_ns - $bpf_a_ns) / 1e9 / ($t_b - $t_a)
 bpf_runs = ($bpf_b_cnt - $bpf_a_cnt) / ($t_b - $t_a)
-machine = ($m_b_busy - $m_a_busy) / max($m_b_all - $m_a_all, 1) * $(nproc)
+machine = ($load_b - $load_a) / 1e6 / ($t_b - $t_a)
 if bpf_runs > 0:
     print(f"  kernel forwarding program: {bpf_runs:.0f} runs/s, {bpf_s*1e9/bpf_runs:.0f} ns per run, "
           f"{bpf_s*100:.2f} % of one core = {bpf_s*100/up:.5f} % per call")
     print(f"  relay cost per call (PBX process + forwarding program): {(steady_cpu + bpf_s)*100/up:.4f} % of one core")
-print(f"  machine CPU, steady state (everything: PBX, loadgen, softirq): {machine*100:.1f} % of one core")
+print(f"  CPU of the whole load, steady state (PBX + loadgen + ksoftirqd): {machine*100:.1f} % of one core")
+baseline = None
+if $t_d > $t_c:
+    baseline = ($base_b - $base_a) / 1e6 / ($t_d - $t_c)
+    print(f"  baseline, the same calls phone to phone without the PBX (loadgen + ksoftirqd): {baseline*100:.1f} % of one core")
+    print(f"  relay's whole cost (load with the PBX - baseline): {(machine-baseline)*100:.1f} % of one core = {(machine-baseline)*100/up:.4f} % per call")
 print(f"  PBX CPU, whole run ({$t_end - $t_start:.1f} s): {run_cpu*100:.1f} % of one core")
 print(f"  PBX RSS: before {$rss_before/1024:.1f} MiB, steady {$rss_steady/1024:.1f} MiB, peak seen {$rss_peak_seen/1024:.1f} MiB, "
       f"VmHWM {$rss_hwm/1024:.1f} MiB, after {$rss_after/1024:.1f} MiB")
@@ -252,6 +296,8 @@ print("JSON " + json.dumps({
     "loadgen_cpu_pct": r["loadgen_cpu_pct"], "kernel_forwarding": "$KERNEL_FORWARDING",
     "bpf_pct_steady": round(bpf_s*100, 4), "bpf_ns_per_run": round(bpf_s*1e9/bpf_runs, 1) if bpf_runs else None,
     "relay_pct_per_call": round((steady_cpu + bpf_s)*100/up, 5), "machine_pct_steady": round(machine*100, 2),
+    "baseline_machine_pct": round(baseline*100, 2) if baseline is not None else None,
+    "relay_machine_pct_per_call": round((machine-baseline)*100/up, 5) if baseline is not None else None,
     "jitter_p99_ms_fwd": r["rtp_caller_to_callee"]["jitter_ms"]["p99"], "jitter_p99_ms_rev": r["rtp_callee_to_caller"]["jitter_ms"]["p99"]}))
 EOF
 exit "$lg_status"

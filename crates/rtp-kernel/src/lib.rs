@@ -250,6 +250,13 @@ impl KernelForwarder {
     pub fn test_run(&self, frame: &[u8]) -> io::Result<(u32, Vec<u8>)> {
         sys::test_run(&self.prog, frame)
     }
+
+    /// Runs the program `repeat` times on `frame` in the kernel and returns
+    /// the mean run time in nanoseconds as the kernel measured it (for the
+    /// cost figures in `examples/program_cost.rs`).
+    pub fn run_time_ns(&self, frame: &[u8], repeat: u32) -> io::Result<u32> {
+        sys::test_run_repeat(&self.prog, frame, repeat).map(|(_, _, ns)| ns)
+    }
 }
 
 /// Converts a `CLOCK_MONOTONIC` reading (what `bpf_ktime_get_ns` returns)

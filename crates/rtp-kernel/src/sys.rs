@@ -191,6 +191,17 @@ pub fn attach_tcx_ingress(prog: &OwnedFd, ifindex: u32) -> io::Result<OwnedFd> {
 /// Runs `prog` once on `packet` (an Ethernet frame) without any device:
 /// returns the verdict and the packet as the program left it.
 pub fn test_run(prog: &OwnedFd, packet: &[u8]) -> io::Result<(u32, Vec<u8>)> {
+    let (verdict, out, _) = test_run_repeat(prog, packet, 1)?;
+    Ok((verdict, out))
+}
+
+/// Like [`test_run`], `repeat` times in the kernel; also returns the mean
+/// run time in nanoseconds as the kernel measured it.
+pub fn test_run_repeat(
+    prog: &OwnedFd,
+    packet: &[u8],
+    repeat: u32,
+) -> io::Result<(u32, Vec<u8>, u32)> {
     let mut out = vec![0u8; packet.len() + 256];
     let mut attr = Attr::new();
     attr.u32(0, prog.as_raw_fd() as u32)
@@ -198,10 +209,10 @@ pub fn test_run(prog: &OwnedFd, packet: &[u8]) -> io::Result<(u32, Vec<u8>)> {
         .u32(12, out.len() as u32)
         .ptr(16, packet.as_ptr())
         .ptr(24, out.as_mut_ptr())
-        .u32(32, 1);
+        .u32(32, repeat.max(1));
     attr.call(PROG_TEST_RUN)?;
     out.truncate(attr.read_u32(12) as usize);
-    Ok((attr.read_u32(4), out))
+    Ok((attr.read_u32(4), out, attr.read_u32(36)))
 }
 
 fn write_name(attr: &mut Attr, off: usize, name: &str) {

@@ -174,7 +174,11 @@ fn a_latched_stream_is_rewritten_like_the_relay_does() {
     assert_eq!(field32(&out, 50), 0xcafe_f00d);
     assert_eq!(&out[54..], &frame[54..]);
     assert_eq!(out[15], 0xb8, "TOS kept");
-    assert_eq!(&out[..14], &frame[..14], "loopback: Ethernet header as it was");
+    assert_eq!(
+        &out[..14],
+        &frame[..14],
+        "loopback: Ethernet header as it was"
+    );
     assert!(checksums_ok(&frame));
     assert!(checksums_ok(&out), "checksums fixed");
 
