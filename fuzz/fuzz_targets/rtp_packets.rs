@@ -32,10 +32,18 @@ fuzz_target!(|data: &[u8]| {
     let translation = RtcpTranslation {
         sender_ssrc: 0xA0A0_0001,
         timestamp_offset: Some(12345),
+        timestamp_map: Some(media::rtp::TimestampMap {
+            first: 1000,
+            advance: 160_000,
+            last_in: 161_000,
+            from_rate: 8000,
+            to_rate: 48_000,
+        }),
         received: Some(ReceivedStream {
             seen_ssrc: u32::from_be_bytes([0, 0, 0, 1]),
             original_ssrc: 7,
             sequence_offset: 500,
+            clock_rates: Some((48_000, 8000)),
         }),
     };
     if media::rtp::rtcp_translate::translate(&mut rtcp, &translation) {

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use media::rtp::{
     Action, ReceivedStream, RelayConfig, RelayCounters, RelayEvent, RtcpTranslation, RtpRelay,
+    TimestampMap,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -101,6 +102,12 @@ pub trait PacketTransform: Send + std::fmt::Debug {
     /// Writes the packet to send for RTP `packet` into `out` and returns
     /// its length, or `None` to drop it (a packet that cannot be converted).
     fn transform(&mut self, packet: &[u8], out: &mut [u8]) -> Option<usize>;
+
+    /// How it maps RTP timestamps onto another clock rate, if it does (so
+    /// RTCP sender reports and jitter follow); `None` by default.
+    fn timestamp_map(&self) -> Option<TimestampMap> {
+        None
+    }
 }
 
 /// An event of one leg's relay, for call control.
@@ -435,9 +442,11 @@ impl LegIo {
     /// stream.
     fn rtcp_translation(&self, other: &LegIo) -> RtcpTranslation {
         let own = self.relay.source_offsets();
+        let other_map = other.transform.as_ref().and_then(|t| t.timestamp_map());
         RtcpTranslation {
             sender_ssrc: self.relay.config().out_ssrc,
             timestamp_offset: own.map(|(_, _, ts)| ts),
+            timestamp_map: self.transform.as_ref().and_then(|t| t.timestamp_map()),
             received: other
                 .relay
                 .source_offsets()
@@ -445,6 +454,7 @@ impl LegIo {
                     seen_ssrc: other.relay.config().out_ssrc,
                     original_ssrc: ssrc,
                     sequence_offset: seq,
+                    clock_rates: other_map.map(|m| (m.from_rate, m.to_rate)),
                 }),
         }
     }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use media::codec::{CodecError, CodecKind};
-use media::rtp::RtpPacket;
+use media::rtp::{RtpPacket, TimestampMap};
 use media::transcode::Transcoder;
 
 use crate::session::PacketTransform;
@@ -118,13 +118,25 @@ impl TimestampScale {
         };
         // Signed distance from the newest packet: negative when reordered.
         let delta = i64::from(ts.wrapping_sub(self.last_in) as i32);
-        let total = advance + delta;
+        let mapping = self.snapshot().expect("rates differ and an origin is set");
         if delta > 0 {
-            self.origin = Some((first, total));
+            self.origin = Some((first, advance + delta));
             self.last_in = ts;
         }
-        let scaled = total * self.to_rate / self.from_rate;
-        first.wrapping_add(scaled as u32)
+        mapping.map(ts)
+    }
+
+    /// The mapping as it stands, for RTCP sender reports; `None` while the
+    /// rates are equal or before the first packet.
+    fn snapshot(&self) -> Option<TimestampMap> {
+        let (first, advance) = self.origin?;
+        (self.from_rate != self.to_rate).then_some(TimestampMap {
+            first,
+            advance,
+            last_in: self.last_in,
+            from_rate: self.from_rate as u32,
+            to_rate: self.to_rate as u32,
+        })
     }
 }
 
@@ -226,6 +238,10 @@ impl Transcode {
 }
 
 impl PacketTransform for Transcode {
+    fn timestamp_map(&self) -> Option<TimestampMap> {
+        self.timestamps.snapshot()
+    }
+
     fn transform(&mut self, packet: &[u8], out: &mut [u8]) -> Option<usize> {
         let Ok(rtp) = RtpPacket::parse(packet) else {
             TranscodeCounters::count(&self.counters.dropped);
@@ -314,6 +330,12 @@ mod tests {
         // Reordered: a late packet maps back without moving the origin.
         assert_eq!(scale.map(base.wrapping_add(160)), base.wrapping_add(960));
         assert_eq!(scale.map(base.wrapping_add(480)), base.wrapping_add(2880));
+        // Sender reports use the same mapping: a timestamp between packets
+        // lands where the packets' own would.
+        let sr = scale.snapshot().expect("rates differ");
+        assert_eq!(sr.map(base.wrapping_add(400)), base.wrapping_add(2400));
+        assert_eq!(sr.map(base.wrapping_add(160)), base.wrapping_add(960));
+        assert!(TimestampScale::new(8000, 8000).snapshot().is_none());
         let mut down = TimestampScale::new(48000, 8000);
         down.map(5000);
         assert_eq!(down.map(5000 + 960 * 50), 5000 + 160 * 50);

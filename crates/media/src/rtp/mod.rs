@@ -21,5 +21,5 @@ pub use relay::{
     Action, DropReason, LatchPolicy, RelayConfig, RelayCounters, RelayEvent, RtpRelay,
 };
 pub use rtcp::{Compound, NtpTime, ReportBlock, RtcpError, RtcpPacket, SenderInfo, is_rtcp};
-pub use rtcp_translate::{ReceivedStream, RtcpTranslation};
+pub use rtcp_translate::{ReceivedStream, RtcpTranslation, TimestampMap};
 pub use stats::{ReceiveStats, RttEstimator, round_trip_time};

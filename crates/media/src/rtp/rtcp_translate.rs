@@ -10,13 +10,17 @@
 //!
 //! - the sender's own SSRC (SR, RR, SDES chunks, BYE, APP, feedback, XR)
 //!   becomes the SSRC the relay uses towards the other phone;
-//! - a sender report's RTP timestamp moves by the relay's timestamp offset;
+//! - a sender report's RTP timestamp moves by the relay's timestamp offset,
+//!   and onto the other leg's RTP clock when the relay transcodes between
+//!   codecs of different clock rates ([`TimestampMap`]);
 //! - report blocks and feedback about the stream the phone receives name
 //!   the other phone's real SSRC, with the extended highest sequence number
-//!   (and generic NACK sequence numbers) mapped back to its numbering.
+//!   (and generic NACK sequence numbers) mapped back to its numbering, and
+//!   the interarrival jitter converted to the sender's clock when the
+//!   rates differ.
 //!
-//! Counts, NTP times, LSR/DLSR and jitter are left alone: they stay true
-//! across the translation.
+//! Counts, NTP times and LSR/DLSR are left alone: they stay true across the
+//! translation (transcoding is one packet for one packet).
 
 use super::rtcp::{PT_APP, PT_BYE, PT_PSFB, PT_RR, PT_RTPFB, PT_SDES, PT_SR};
 
@@ -34,6 +38,9 @@ pub struct RtcpTranslation {
     pub sender_ssrc: u32,
     /// What the relay adds to this phone's RTP timestamps, once known.
     pub timestamp_offset: Option<u32>,
+    /// How the relay then maps them onto the other leg's RTP clock
+    /// (transcoding between clock rates), applied after the offset.
+    pub timestamp_map: Option<TimestampMap>,
     /// The stream this phone receives, as the relay rewrote it.
     pub received: Option<ReceivedStream>,
 }
@@ -48,6 +55,38 @@ pub struct ReceivedStream {
     pub original_ssrc: u32,
     /// What the relay adds to the sender's sequence numbers.
     pub sequence_offset: u16,
+    /// `(sender's clock rate, this phone's clock rate)` when the relay
+    /// transcodes between codecs of different RTP clock rates: jitter
+    /// reported in this phone's units is converted to the sender's.
+    pub clock_rates: Option<(u32, u32)>,
+}
+
+/// A mapping of RTP timestamps from one clock rate to another, anchored
+/// where the relay's rescaling of the packets is (see `rtp-relay`'s
+/// transcoding): `out = first + (advance + (ts − last_in)) · to / from`,
+/// `ts − last_in` taken as a signed 32-bit distance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampMap {
+    /// The first incoming timestamp (the origin of both clocks).
+    pub first: u32,
+    /// Incoming ticks from `first` to `last_in`, unwrapped.
+    pub advance: i64,
+    /// The newest incoming timestamp.
+    pub last_in: u32,
+    /// Incoming RTP clock rate (Hz, not 0).
+    pub from_rate: u32,
+    /// Outgoing RTP clock rate (Hz, not 0).
+    pub to_rate: u32,
+}
+
+impl TimestampMap {
+    /// `ts` on the outgoing clock.
+    pub fn map(&self, ts: u32) -> u32 {
+        let delta = i64::from(ts.wrapping_sub(self.last_in) as i32);
+        let total = self.advance + delta;
+        let scaled = total * i64::from(self.to_rate) / i64::from(self.from_rate.max(1));
+        self.first.wrapping_add(scaled as u32)
+    }
 }
 
 /// Rewrites the compound RTCP packet in `buf` in place. Returns false,
@@ -123,7 +162,8 @@ fn sender_report(p: &mut [u8], count: usize, t: &RtcpTranslation) -> bool {
         return false;
     };
     if let Some(offset) = t.timestamp_offset {
-        set32(p, 16, ts.wrapping_add(offset));
+        let ts = ts.wrapping_add(offset);
+        set32(p, 16, t.timestamp_map.map_or(ts, |m| m.map(ts)));
     }
     report_blocks(p, 28, count, t)
 }
@@ -149,6 +189,12 @@ fn report_blocks(p: &mut [u8], start: usize, count: usize, t: &RtcpTranslation) 
                 block + 8,
                 highest.wrapping_sub(u32::from(r.sequence_offset)),
             );
+        }
+        if let (Some((sender, own)), Some(jitter)) = (r.clock_rates, get32(p, block + 12))
+            && own != 0
+        {
+            let scaled = u64::from(jitter) * u64::from(sender) / u64::from(own);
+            set32(p, block + 12, scaled.min(u64::from(u32::MAX)) as u32);
         }
     }
     true
@@ -226,10 +272,12 @@ mod tests {
         RtcpTranslation {
             sender_ssrc: TO_OTHER,
             timestamp_offset: Some(1000),
+            timestamp_map: None,
             received: Some(ReceivedStream {
                 seen_ssrc: SEEN,
                 original_ssrc: OTHER,
                 sequence_offset: 500,
+                clock_rates: None,
             }),
         }
     }
@@ -248,6 +296,52 @@ mod tests {
 
     fn compound_of(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()
+    }
+
+    #[test]
+    fn transcoding_across_clock_rates_rescales_timestamp_and_jitter() {
+        // This phone sends at an 8 kHz RTP clock, converted to 48 kHz for
+        // the other phone: its SR timestamp goes to 48 kHz. The stream it
+        // receives was sent at 48 kHz and reaches it at 8 kHz: the jitter
+        // it reports goes back to 48 kHz units for that sender.
+        let mut sr = [0u8; 128];
+        let info = SenderInfo {
+            ssrc: PHONE,
+            ntp: NtpTime(1),
+            rtp_timestamp: 50_000 - 1000 + 320,
+            packet_count: 10,
+            octet_count: 1600,
+        };
+        let n = write_sender_report(&info, &[block(SEEN, 600)], &mut sr).unwrap();
+        let t = RtcpTranslation {
+            // After the offset (1000) the SR names 50_320: two packets after
+            // the newest one the transform saw.
+            timestamp_map: Some(TimestampMap {
+                first: 10_000,
+                advance: 40_000,
+                last_in: 50_000,
+                from_rate: 8000,
+                to_rate: 48_000,
+            }),
+            received: Some(ReceivedStream {
+                clock_rates: Some((48_000, 8000)),
+                ..translation().received.unwrap()
+            }),
+            ..translation()
+        };
+        assert!(translate(&mut sr[..n], &t));
+        match Compound::parse(&sr[..n]).unwrap().packets().next().unwrap() {
+            RtcpPacket::SenderReport { info, blocks } => {
+                // 10_000 + (40_000 + 320) · 6
+                assert_eq!(info.rtp_timestamp, 10_000 + 241_920);
+                let b = blocks.iter().next().unwrap();
+                assert_eq!(b.jitter, 40 * 6, "jitter in the sender's 48 kHz units");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A timestamp a little before the newest maps back the same way.
+        let m = t.timestamp_map.unwrap();
+        assert_eq!(m.map(49_840), 10_000 + (40_000 - 160) * 6);
     }
 
     #[test]
@@ -334,6 +428,7 @@ mod tests {
         let t = RtcpTranslation {
             sender_ssrc: TO_OTHER,
             timestamp_offset: None,
+            timestamp_map: None,
             received: None,
         };
         assert!(translate(&mut sr[..n], &t));
