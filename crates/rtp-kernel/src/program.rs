@@ -23,7 +23,9 @@
 //! egress interface with the neighbour's MAC address, or left to user
 //! space if the lookup fails (no route or unresolved neighbour).
 
-use crate::asm::{Alu, Asm, Cond, FP, Insn, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, Size};
+use crate::asm::{
+    Alu, Asm, Cond, FP, Insn, Label, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, Reg, Size,
+};
 
 /// Map key: the latched source and the PBX port it sends to.
 /// `remote_ip` (4, network order), `local_port` (2, network order),
@@ -155,8 +157,7 @@ pub fn build(map_fd: i32) -> Vec<Insn> {
     // Copy IPv4 + UDP + RTP headers; a shorter packet fails here.
     a.mov_reg(R1, skb);
     a.mov_imm(R2, ETH_LEN);
-    a.mov_reg(R3, FP);
-    a.alu_imm(Alu::Add, R3, OLD as i32);
+    stack_ptr(&mut a, R3, OLD);
     a.mov_imm(R4, 40);
     a.call(helper::SKB_LOAD_BYTES);
     a.jump_imm(Cond::Ne, R0, 0, next);
@@ -192,8 +193,7 @@ pub fn build(map_fd: i32) -> Vec<Insn> {
     a.load(Size::H, R2, FP, OLD_SPORT);
     a.store(Size::H, FP, KEY + 6, R2);
     a.load_map_fd(R1, map_fd);
-    a.mov_reg(R2, FP);
-    a.alu_imm(Alu::Add, R2, KEY as i32);
+    stack_ptr(&mut a, R2, KEY);
     a.call(helper::MAP_LOOKUP_ELEM);
     a.jump_imm(Cond::Eq, R0, 0, next);
     a.mov_reg(entry, R0);
@@ -263,50 +263,18 @@ pub fn build(map_fd: i32) -> Vec<Insn> {
     a.bind(checksums);
 
     // IPv4 header checksum and UDP pseudo-header: the address change.
-    a.mov_reg(R1, FP);
-    a.alu_imm(Alu::Add, R1, OLD_ADDRS as i32);
-    a.mov_imm(R2, 8);
-    a.mov_reg(R3, FP);
-    a.alu_imm(Alu::Add, R3, NEW_ADDRS as i32);
-    a.mov_imm(R4, 8);
-    a.mov_imm(R5, 0);
-    a.call(helper::CSUM_DIFF);
+    csum_diff(&mut a, OLD_ADDRS, NEW_ADDRS, 8, None);
     a.mov_reg(R9, R0);
-    a.mov_reg(R1, skb);
-    a.mov_imm(R2, IP_CSUM);
-    a.mov_imm(R3, 0);
-    a.mov_reg(R4, R9);
-    a.mov_imm(R5, 0);
-    a.call(helper::L3_CSUM_REPLACE);
-    a.mov_reg(R1, skb);
-    a.mov_imm(R2, UDP_CSUM);
-    a.mov_imm(R3, 0);
-    a.mov_reg(R4, R9);
-    a.mov_imm(R5, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0);
-    a.call(helper::L4_CSUM_REPLACE);
+    csum_replace(&mut a, skb, helper::L3_CSUM_REPLACE, IP_CSUM, R9, 0);
+    let pseudo = BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0;
+    csum_replace(&mut a, skb, helper::L4_CSUM_REPLACE, UDP_CSUM, R9, pseudo);
     // UDP checksum: ports and RTP header.
-    a.mov_reg(R1, FP);
-    a.alu_imm(Alu::Add, R1, OLD_PORTS as i32);
-    a.mov_imm(R2, 4);
-    a.mov_reg(R3, FP);
-    a.alu_imm(Alu::Add, R3, NEW_PORTS as i32);
-    a.mov_imm(R4, 4);
-    a.mov_imm(R5, 0);
-    a.call(helper::CSUM_DIFF);
-    a.mov_reg(R5, R0);
-    a.mov_reg(R1, FP);
-    a.alu_imm(Alu::Add, R1, OLD_RTP as i32);
-    a.mov_imm(R2, 12);
-    a.mov_reg(R3, FP);
-    a.alu_imm(Alu::Add, R3, NEW_RTP as i32);
-    a.mov_imm(R4, 12);
-    a.call(helper::CSUM_DIFF);
-    a.mov_reg(R4, R0);
-    a.mov_reg(R1, skb);
-    a.mov_imm(R2, UDP_CSUM);
-    a.mov_imm(R3, 0);
-    a.mov_imm(R5, BPF_F_MARK_MANGLED_0);
-    a.call(helper::L4_CSUM_REPLACE);
+    csum_diff(&mut a, OLD_PORTS, NEW_PORTS, 4, None);
+    a.mov_reg(R9, R0);
+    csum_diff(&mut a, OLD_RTP, NEW_RTP, 12, Some(R9));
+    a.mov_reg(R9, R0);
+    let flags = BPF_F_MARK_MANGLED_0;
+    csum_replace(&mut a, skb, helper::L4_CSUM_REPLACE, UDP_CSUM, R9, flags);
     // The new header fields.
     store_bytes(&mut a, skb, IP_ADDRS, NEW_ADDRS, 8);
     store_bytes(&mut a, skb, UDP, NEW_PORTS, 4);
@@ -359,7 +327,7 @@ pub fn build(map_fd: i32) -> Vec<Insn> {
 /// `bpf_fib_lookup` for the new addresses; on success the Ethernet
 /// addresses are staged at [`NEW_MACS`] and the egress interface is at
 /// [`FIB_IFINDEX`]; on failure jumps to `fail`.
-fn fib_lookup(a: &mut Asm, skb: crate::asm::Reg, fail: crate::asm::Label) {
+fn fib_lookup(a: &mut Asm, skb: Reg, fail: Label) {
     for off in (0..64).step_by(8) {
         a.store_imm(Size::DW, FP, FIB + off, 0);
     }
@@ -381,8 +349,7 @@ fn fib_lookup(a: &mut Asm, skb: crate::asm::Reg, fail: crate::asm::Label) {
     a.load(Size::W, R2, FP, NEW_ADDRS + 4);
     a.store(Size::W, FP, FIB + 32, R2);
     a.mov_reg(R1, skb);
-    a.mov_reg(R2, FP);
-    a.alu_imm(Alu::Add, R2, FIB as i32);
+    stack_ptr(a, R2, FIB);
     a.mov_imm(R3, 64);
     a.mov_imm(R4, BPF_FIB_LOOKUP_OUTPUT);
     a.call(helper::FIB_LOOKUP);
@@ -397,12 +364,41 @@ fn fib_lookup(a: &mut Asm, skb: crate::asm::Reg, fail: crate::asm::Label) {
 }
 
 /// `bpf_skb_store_bytes(skb, offset, fp + from, len, 0)`.
-fn store_bytes(a: &mut Asm, skb: crate::asm::Reg, offset: i32, from: i16, len: i32) {
+fn store_bytes(a: &mut Asm, skb: Reg, offset: i32, from: i16, len: i32) {
     a.mov_reg(R1, skb);
     a.mov_imm(R2, offset);
-    a.mov_reg(R3, FP);
-    a.alu_imm(Alu::Add, R3, from as i32);
+    stack_ptr(a, R3, from);
     a.mov_imm(R4, len);
     a.mov_imm(R5, 0);
     a.call(helper::SKB_STORE_BYTES);
+}
+
+/// `reg = fp + off`.
+fn stack_ptr(a: &mut Asm, reg: Reg, off: i16) {
+    a.mov_reg(reg, FP);
+    a.alu_imm(Alu::Add, reg, i32::from(off));
+}
+
+/// `R0 = bpf_csum_diff(fp + old, len, fp + new, len, seed or 0)`.
+fn csum_diff(a: &mut Asm, old: i16, new: i16, len: i32, seed: Option<Reg>) {
+    match seed {
+        Some(r) => a.mov_reg(R5, r),
+        None => a.mov_imm(R5, 0),
+    }
+    stack_ptr(a, R1, old);
+    a.mov_imm(R2, len);
+    stack_ptr(a, R3, new);
+    a.mov_imm(R4, len);
+    a.call(helper::CSUM_DIFF);
+}
+
+/// `bpf_l3_csum_replace` / `bpf_l4_csum_replace(skb, offset, 0, diff,
+/// flags)`: applies a checksum difference.
+fn csum_replace(a: &mut Asm, skb: Reg, helper: i32, offset: i32, diff: Reg, flags: i32) {
+    a.mov_reg(R1, skb);
+    a.mov_imm(R2, offset);
+    a.mov_imm(R3, 0);
+    a.mov_reg(R4, diff);
+    a.mov_imm(R5, flags);
+    a.call(helper);
 }
