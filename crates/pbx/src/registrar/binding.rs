@@ -86,21 +86,31 @@ impl Binding {
     /// when it is reachable, the REGISTER's source (received/rport) when a
     /// NAT is in the way or the flow is connection-oriented (RFC 5626).
     pub fn target(&self) -> SocketAddr {
-        if self.behind_nat() || self.transport.is_reliable() {
+        if self.transport.is_reliable() {
             return self.source;
         }
-        sip::uri::SipUri::parse_str(&self.contact)
-            .ok()
-            .and_then(|u| {
-                let ip = u
-                    .host()
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse()
-                    .ok()?;
-                Some(SocketAddr::new(ip, u.port().unwrap_or(5060)))
-            })
-            .unwrap_or(self.source)
+        self.reconnect_target()
+    }
+
+    /// Where to open a new connection once the REGISTER's one has closed:
+    /// the contact's address, unless a NAT hides it (then the source).
+    pub fn reconnect_target(&self) -> SocketAddr {
+        if self.behind_nat() {
+            return self.source;
+        }
+        self.contact_addr().unwrap_or(self.source)
+    }
+
+    /// The address in the contact URI, when its host is an IP address.
+    fn contact_addr(&self) -> Option<SocketAddr> {
+        let uri = sip::uri::SipUri::parse_str(&self.contact).ok()?;
+        let ip = uri
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?;
+        Some(SocketAddr::new(ip, uri.port().unwrap_or(5060)))
     }
 }
 
@@ -214,5 +224,11 @@ mod tests {
         // the contact is used as given.
         assert!(!b.behind_nat());
         assert_eq!(b.target(), "127.0.0.1:16200".parse().unwrap());
+        // Over TCP: the REGISTER's connection, or a new one to the contact.
+        b.transport = Transport::Tcp;
+        assert_eq!(b.target(), b.source);
+        assert_eq!(b.reconnect_target(), "127.0.0.1:16200".parse().unwrap());
+        b.source = "203.0.113.5:40000".parse().unwrap();
+        assert_eq!(b.reconnect_target(), b.source);
     }
 }

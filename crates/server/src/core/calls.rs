@@ -274,7 +274,16 @@ impl Core {
         self.registrar
             .lookup(&callee.username)
             .into_iter()
-            .map(|b| Target::contact(b.contact.clone(), Remote::new(b.transport, b.target())))
+            .map(|b| {
+                // The REGISTER's connection is gone: open a new one to the
+                // contact (RFC 3261 §18.1.1) rather than to its old port.
+                let addr = if b.transport.is_reliable() && !self.out.has_connection(b.source) {
+                    b.reconnect_target()
+                } else {
+                    b.target()
+                };
+                Target::contact(b.contact.clone(), Remote::new(b.transport, addr))
+            })
             .collect()
     }
 

@@ -336,11 +336,20 @@ impl Core {
         self.flush(now, wall);
     }
 
+    /// Messages of these transactions could not be delivered (a TCP
+    /// connect failed after the send was queued): they fail now.
+    pub fn transport_errors(&mut self, keys: &[TransactionKey], now: Instant, wall: UnixMs) {
+        for key in keys {
+            self.layer.handle_transport_error(key);
+        }
+        self.flush(now, wall);
+    }
+
     /// Sends what the layer queued and dispatches its events.
     fn flush(&mut self, now: Instant, wall: UnixMs) {
         loop {
             while let Some(t) = self.layer.poll_transmit() {
-                if !self.out.send(t.dest, &t.bytes)
+                if !self.out.send_for(t.dest, &t.bytes, t.key.as_ref())
                     && let Some(key) = t.key
                 {
                     self.layer.handle_transport_error(&key);
@@ -579,6 +588,14 @@ impl SharedCore {
             drop(core);
             self.timer.notify_one();
         }
+    }
+
+    /// Fails these transactions (see [`Core::transport_errors`]).
+    pub fn transport_errors(&self, keys: &[TransactionKey]) {
+        let (now, wall) = (Instant::now(), unix_ms());
+        let mut core = self.lock();
+        core.transport_errors(keys, now, wall);
+        self.rearm(core, now, wall);
     }
 
     /// Applies a control message.

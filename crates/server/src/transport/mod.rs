@@ -5,7 +5,8 @@
 //! socket); TCP accepts connections and frames them by Content-Length. Both
 //! hand every message to the core task as an [`Inbound`], and the core
 //! sends through [`Outbound`], which reuses the connection a peer opened
-//! (RFC 3261 §18.2.2, RFC 5626). TLS and WebSocket will be further modules.
+//! (RFC 3261 §18.2.2, RFC 5626) and otherwise opens one (§18.1.1; see
+//! [`tcp`]). TLS and WebSocket will be further modules.
 
 pub mod tcp;
 pub mod udp;
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
 use bytes::Bytes;
-use sip::transaction::{Remote, Transport};
+use sip::transaction::{Remote, TransactionKey, Transport};
 use tokio::sync::mpsc;
 
 use crate::core::SharedCore;
@@ -35,19 +36,30 @@ pub struct Inbound {
     pub source: Remote,
 }
 
-/// Open TCP connections by peer address: each entry feeds the writer task
-/// of one connection.
-pub type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>;
+/// One TCP connection, open or being opened.
+#[derive(Debug)]
+pub struct Conn {
+    /// Feeds the connection's writer (queues while connecting).
+    tx: mpsc::Sender<Bytes>,
+    /// While connecting: the client transactions whose messages wait on
+    /// it, told of a failed connect (`None` once connected or accepted).
+    waiting: Option<Vec<TransactionKey>>,
+}
+
+/// TCP connections by peer address.
+pub type Connections = Arc<Mutex<HashMap<SocketAddr, Conn>>>;
 
 /// Sends messages for the core.
 ///
-/// The core is built before the listeners, so the UDP sockets are filled in
-/// once, as they are bound.
+/// The core is built before the listeners, so the UDP sockets and the TCP
+/// client are filled in once, as the listeners start.
 #[derive(Debug, Clone, Default)]
 pub struct Outbound {
     udp_v4: Arc<OnceLock<Arc<std::net::UdpSocket>>>,
     udp_v6: Arc<OnceLock<Arc<std::net::UdpSocket>>>,
     tcp: Connections,
+    /// Opens connections; set when a TCP listener is configured.
+    tcp_client: Arc<OnceLock<tcp::Client>>,
 }
 
 impl Outbound {
@@ -62,6 +74,14 @@ impl Outbound {
     /// Sends `bytes` to `dest`; returns false if it could not be handed to
     /// the kernel or a connection (no socket, no connection, queue full).
     pub fn send(&self, dest: Remote, bytes: &Bytes) -> bool {
+        self.send_for(dest, bytes, None)
+    }
+
+    /// Like [`Outbound::send`], for a message of transaction `key`: when
+    /// TCP has no connection to `dest` one is opened and the message
+    /// queued; if that connect fails, the core is told the transaction
+    /// failed (see [`crate::core::SharedCore::transport_errors`]).
+    pub fn send_for(&self, dest: Remote, bytes: &Bytes, key: Option<&TransactionKey>) -> bool {
         match dest.transport {
             Transport::Udp => {
                 let socket = if dest.addr.is_ipv4() {
@@ -81,20 +101,40 @@ impl Outbound {
                     }
                 }
             }
-            _ => {
-                let conn = self
-                    .tcp
-                    .lock()
-                    .ok()
-                    .and_then(|m| m.get(&dest.addr).cloned());
-                let Some(conn) = conn else {
+            transport => {
+                let Ok(mut map) = self.tcp.lock() else {
+                    return false;
+                };
+                if let Some(conn) = map.get_mut(&dest.addr) {
+                    if let (Some(waiting), Some(key)) = (&mut conn.waiting, key) {
+                        waiting.push(key.clone());
+                    }
+                    trace_message("send", "TCP", dest.addr, bytes);
+                    return conn.tx.try_send(bytes.clone()).is_ok();
+                }
+                let client = self
+                    .tcp_client
+                    .get()
+                    .filter(|_| transport == Transport::Tcp);
+                let Some(client) = client else {
                     debug!(dest = %dest.addr, "no connection to send on");
                     return false;
                 };
+                let Some(tx) = client.connect(dest.addr) else {
+                    return false;
+                };
                 trace_message("send", "TCP", dest.addr, bytes);
-                conn.try_send(bytes.clone()).is_ok()
+                let queued = tx.try_send(bytes.clone()).is_ok();
+                let waiting = Some(key.into_iter().cloned().collect());
+                map.insert(dest.addr, Conn { tx, waiting });
+                queued
             }
         }
+    }
+
+    /// Whether a TCP connection to `addr` is open or being opened.
+    pub fn has_connection(&self, addr: SocketAddr) -> bool {
+        self.tcp.lock().is_ok_and(|m| m.contains_key(&addr))
     }
 }
 
@@ -111,6 +151,8 @@ pub fn start(
 ) -> anyhow::Result<Vec<(TransportKind, SocketAddr)>> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut bound = Vec::new();
+    // One for all TCP listeners: they share the connection limit.
+    let mut tcp_client: Option<tcp::Client> = None;
     for &addr in &cfg.sip.listen {
         for &kind in &cfg.sip.transports {
             let result = match kind {
@@ -126,7 +168,12 @@ pub fn start(
                     local
                 }),
                 TransportKind::Tcp => {
-                    tcp::start(addr, core.clone(), outbound.tcp.clone(), &cfg.sip, tasks)
+                    let client = tcp_client.get_or_insert_with(|| {
+                        let client = tcp::Client::new(&cfg.sip, core, outbound.tcp.clone());
+                        let _ = outbound.tcp_client.set(client.clone());
+                        client
+                    });
+                    tcp::start(addr, client.clone(), tasks)
                 }
             };
             match result {
@@ -150,3 +197,6 @@ pub fn start(
 fn ipv6_unavailable(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(97) | Some(99)) // EAFNOSUPPORT, EADDRNOTAVAIL
 }
+
+#[cfg(test)]
+mod tests;

@@ -210,7 +210,7 @@ pub fn require_sipp() {
 }
 
 /// The value of `name="..."` in a challenge line (empty if absent).
-fn quoted_param(line: &str, name: &str) -> String {
+pub fn quoted_param(line: &str, name: &str) -> String {
     line.split(&format!("{name}=\""))
         .nth(1)
         .and_then(|r| r.split('"').next())
