@@ -127,6 +127,23 @@ async fn stats_until(session: &RelaySession, ok: impl Fn(&SessionStats) -> bool)
     }
 }
 
+/// The first event `wanted` picks, within the wait.
+async fn wait_event(
+    events: &mut UnboundedReceiver<SessionEvent>,
+    wanted: impl Fn(&RelayEvent) -> bool,
+) -> SessionEvent {
+    timeout(WAIT, async {
+        loop {
+            let e = events.recv().await.expect("the session is alive");
+            if wanted(&e.event) {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the event within the wait")
+}
+
 /// A and B each send one packet (latching in user space), then `n` more
 /// each, 5 ms apart; checks each arrives in order, rewritten.
 async fn talk(c: &Call, ssrc_a: u32, first_seq: u16, n: u16, expect_seq_b: &mut u16) {
@@ -174,16 +191,10 @@ async fn a_new_source_continues_the_stream_then_returns_to_the_kernel() {
     let (out_seq, _, out_ssrc, marker) = recv(&c.b).await;
     assert_eq!((out_seq, out_ssrc, marker), (seq_b, TO_B, true));
     seq_b = seq_b.wrapping_add(1);
-    let event = timeout(WAIT, async {
-        loop {
-            let e = c.events.recv().await.unwrap();
-            if matches!(e.event, RelayEvent::SourceChanged { .. }) {
-                return e;
-            }
-        }
+    let event = wait_event(&mut c.events, |e| {
+        matches!(e, RelayEvent::SourceChanged { .. })
     })
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         event.event,
         RelayEvent::SourceChanged {
@@ -231,16 +242,7 @@ async fn media_timeout_counts_kernel_forwarded_packets() {
     }
     assert!(!timed_out, "media flowed in the kernel");
     // Then silence: the timeout fires.
-    let event = timeout(WAIT, async {
-        loop {
-            let e = c.events.recv().await.unwrap();
-            if e.event == RelayEvent::MediaTimeout {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("a media timeout after the media stopped");
+    let event = wait_event(&mut c.events, |e| *e == RelayEvent::MediaTimeout).await;
     assert_eq!(event.event, RelayEvent::MediaTimeout);
 }
 
