@@ -75,7 +75,6 @@ pub enum Cond {
 
 const LD: u8 = 0x00;
 const LDX: u8 = 0x01;
-const ST: u8 = 0x02;
 const STX: u8 = 0x03;
 const ALU32: u8 = 0x04;
 const JMP: u8 = 0x05;
@@ -164,11 +163,6 @@ impl Asm {
     /// `*(size *)(dst + off) = src`.
     pub fn store(&mut self, size: Size, dst: Reg, off: i16, src: Reg) {
         self.emit(STX | MEM | size.bits(), dst, src, off, 0);
-    }
-
-    /// `*(size *)(dst + off) = imm`.
-    pub fn store_imm(&mut self, size: Size, dst: Reg, off: i16, imm: i32) {
-        self.emit(ST | MEM | size.bits(), dst, R0, off, imm);
     }
 
     /// `*(u64 *)(dst + off) += src`, atomically.

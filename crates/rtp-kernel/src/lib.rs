@@ -139,11 +139,9 @@ impl KernelForwarder {
         .map_err(Error::Map)?;
         use std::os::fd::AsRawFd;
         let insns = program::build(map.as_raw_fd());
-        // The licence string only tells the kernel the program may call
-        // GPL-only helpers (the FIB lookup); the program is this project's
-        // code under its own licence as well.
+        // The project's own licence: the program calls no GPL-only helper.
         let prog =
-            sys::load_sched_cls("pbx_rtp_fwd", &insns, "Dual MIT/GPL").map_err(Error::Load)?;
+            sys::load_sched_cls("pbx_rtp_fwd", &insns, "MIT OR Apache-2.0").map_err(Error::Load)?;
         Ok(Self {
             links: Vec::new(),
             prog,
@@ -203,7 +201,14 @@ impl KernelForwarder {
         v[value::TS_OFFSET..][..4].copy_from_slice(&forward.timestamp_offset.to_ne_bytes());
         v[value::SEQ_OFFSET..][..2].copy_from_slice(&forward.sequence_offset.to_ne_bytes());
         if !is_local(*forward.destination.ip()) {
+            let ifindex = interface_of(*forward.source.ip()).ok_or_else(|| {
+                Error::Operation(io::Error::other(format!(
+                    "no interface has the source address {}",
+                    forward.source.ip()
+                )))
+            })?;
             v[value::FLAGS] = program::FLAG_REMOTE;
+            v[value::EGRESS_IFINDEX..][..4].copy_from_slice(&ifindex.to_ne_bytes());
         }
         for pair in 0..value::PT_PAIRS {
             let (from, to) = forward
@@ -279,14 +284,38 @@ pub fn is_local(ip: Ipv4Addr) -> bool {
     ip.is_loopback() || std::net::UdpSocket::bind(SocketAddrV4::new(ip, 0)).is_ok()
 }
 
+/// The index of the interface that holds `ip`.
+fn interface_of(ip: Ipv4Addr) -> Option<u32> {
+    let name = ipv4_addresses()
+        .ok()?
+        .into_iter()
+        .find(|(_, a)| *a == ip)?
+        .0;
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a NUL-terminated string, read only during the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
 /// Names of the interfaces that are up and have an IPv4 address.
 fn ipv4_interfaces() -> io::Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    for (name, _) in ipv4_addresses()? {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// (interface name, IPv4 address) of every interface that is up.
+fn ipv4_addresses() -> io::Result<Vec<(String, Ipv4Addr)>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list freed below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut names = Vec::new();
+    let mut found = Vec::new();
     let mut cur = head;
     while !cur.is_null() {
         // SAFETY: `cur` is a node of the list getifaddrs returned.
@@ -296,19 +325,24 @@ fn ipv4_interfaces() -> io::Result<Vec<String>> {
         let ipv4 = !ifa.ifa_addr.is_null()
             && i32::from(unsafe { (*ifa.ifa_addr).sa_family }) == libc::AF_INET;
         if up && ipv4 {
-            // SAFETY: ifa_name is a NUL-terminated string.
-            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
-                .to_string_lossy()
-                .into_owned();
-            if !names.contains(&name) {
-                names.push(name);
-            }
+            // SAFETY: ifa_name is a NUL-terminated string, and an AF_INET
+            // ifa_addr is a sockaddr_in.
+            let (name, addr) = unsafe {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                (
+                    std::ffi::CStr::from_ptr(ifa.ifa_name)
+                        .to_string_lossy()
+                        .into_owned(),
+                    Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                )
+            };
+            found.push((name, addr));
         }
         cur = ifa.ifa_next;
     }
     // SAFETY: the list from getifaddrs, freed once.
     unsafe { libc::freeifaddrs(head) };
-    Ok(names)
+    Ok(found)
 }
 
 #[cfg(test)]

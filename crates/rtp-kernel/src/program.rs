@@ -19,13 +19,11 @@
 //! and notes its time and the newest sequence number sent. A destination on
 //! this host leaves through the loopback interface (redirected to its
 //! egress, so it is delivered, and seen by packet captures, like a packet
-//! the PBX sent); any other is looked up in the FIB and redirected to the
-//! egress interface with the neighbour's MAC address, or left to user
-//! space if the lookup fails (no route or unresolved neighbour).
+//! the PBX sent); any other leaves the interface that holds the new source
+//! address, routed by the kernel, which fills in (and if need be resolves)
+//! the next hop's MAC address (`bpf_redirect_neigh`).
 
-use crate::asm::{
-    Alu, Asm, Cond, FP, Insn, Label, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, Reg, Size,
-};
+use crate::asm::{Alu, Asm, Cond, FP, Insn, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, Reg, Size};
 
 /// Map key: the latched source and the PBX port it sends to.
 /// `remote_ip` (4, network order), `local_port` (2, network order),
@@ -60,6 +58,9 @@ pub mod value {
     pub const LAST_SEQ: usize = 36;
     /// Outgoing timestamp of that packet (host order).
     pub const LAST_TS: usize = 40;
+    /// Off this host: the interface to send from (the one holding the new
+    /// source address).
+    pub const EGRESS_IFINDEX: usize = 44;
     /// Packets forwarded (atomic).
     pub const PACKETS: usize = 48;
     /// UDP payload octets forwarded (atomic).
@@ -70,8 +71,8 @@ pub mod value {
     pub const SIZE: usize = 72;
 }
 
-/// The destination is not on this host: look it up in the FIB and redirect
-/// to its egress interface (else: out through loopback).
+/// The destination is not on this host: redirect to the egress interface
+/// with the neighbour's address (else: out through loopback).
 pub const FLAG_REMOTE: u8 = 1;
 
 /// TCX verdicts.
@@ -92,16 +93,14 @@ mod helper {
     pub const REDIRECT: i32 = 23;
     pub const SKB_LOAD_BYTES: i32 = 26;
     pub const CSUM_DIFF: i32 = 28;
-    pub const FIB_LOOKUP: i32 = 69;
+    pub const REDIRECT_NEIGH: i32 = 152;
 }
 
 /// `struct __sk_buff` fields.
 const SKB_PROTOCOL: i16 = 16;
-const SKB_IFINDEX: i16 = 40;
 const ETH_P_IP_BE: i32 = 0x0008;
 const BPF_F_PSEUDO_HDR: i32 = 0x10;
 const BPF_F_MARK_MANGLED_0: i32 = 0x20;
-const BPF_FIB_LOOKUP_OUTPUT: i32 = 2;
 
 /// Frame offsets: Ethernet (14), IPv4 without options (20), UDP (8), RTP.
 const ETH_LEN: i32 = 14;
@@ -114,8 +113,6 @@ const RTP: i32 = UDP + 8;
 /// Stack layout (offsets from the frame pointer, all naturally aligned).
 /// The original IPv4 + UDP + RTP fixed headers, 40 octets, copied here.
 const OLD: i16 = -64;
-const OLD_TOS: i16 = OLD + 1;
-const OLD_TOT_LEN: i16 = OLD + 2;
 const OLD_FRAG: i16 = OLD + 6;
 const OLD_PROTO: i16 = OLD + 9;
 const OLD_ADDRS: i16 = OLD + 12;
@@ -136,13 +133,6 @@ const NEW_PORTS: i16 = -84;
 const NEW_RTP: i16 = -96;
 /// New timestamp, host order, for the entry's newest packet.
 const NEW_TS_HOST: i16 = -100;
-/// New Ethernet addresses: destination then source.
-const NEW_MACS: i16 = -112;
-/// `struct bpf_fib_lookup` (64 octets).
-const FIB: i16 = -176;
-const FIB_IFINDEX: i16 = FIB + 8;
-const FIB_SMAC: i16 = FIB + 56;
-const FIB_DMAC: i16 = FIB + 62;
 
 /// The program, reading the forwarding map `map_fd`.
 pub fn build(map_fd: i32) -> Vec<Insn> {
@@ -251,17 +241,6 @@ pub fn build(map_fd: i32) -> Vec<Insn> {
     a.load(Size::W, R2, entry, value::OUT_SSRC as i16);
     a.store(Size::W, FP, NEW_RTP + 8, R2);
 
-    // Off this host: find the egress interface and next hop first, so a
-    // failed lookup leaves the packet untouched for user space.
-    let checksums = a.label();
-    let off_host = a.label();
-    a.load(Size::B, R2, entry, value::FLAGS as i16);
-    a.jump_imm(Cond::Set, R2, FLAG_REMOTE as i32, off_host);
-    a.jump(checksums);
-    a.bind(off_host);
-    fib_lookup(&mut a, skb, next);
-    a.bind(checksums);
-
     // IPv4 header checksum and UDP pseudo-header: the address change.
     csum_diff(&mut a, OLD_ADDRS, NEW_ADDRS, 8, None);
     a.mov_reg(R9, R0);
@@ -312,55 +291,20 @@ pub fn build(map_fd: i32) -> Vec<Insn> {
     a.call(helper::REDIRECT);
     a.exit();
     a.bind(redirect);
-    store_bytes(&mut a, skb, 0, NEW_MACS, 12);
-    a.load(Size::W, R1, FP, FIB_IFINDEX);
+    // Off this host: out of the interface holding the new source address,
+    // the kernel routing it and filling in the next hop's MAC address
+    // (resolving it first if need be).
+    a.load(Size::W, R1, entry, value::EGRESS_IFINDEX as i16);
     a.mov_imm(R2, 0);
-    a.call(helper::REDIRECT);
+    a.mov_imm(R3, 0);
+    a.mov_imm(R4, 0);
+    a.call(helper::REDIRECT_NEIGH);
     a.exit();
 
     a.bind(next);
     a.mov_imm(R0, TCX_NEXT);
     a.exit();
     a.finish()
-}
-
-/// `bpf_fib_lookup` for the new addresses; on success the Ethernet
-/// addresses are staged at [`NEW_MACS`] and the egress interface is at
-/// [`FIB_IFINDEX`]; on failure jumps to `fail`.
-fn fib_lookup(a: &mut Asm, skb: Reg, fail: Label) {
-    for off in (0..64).step_by(8) {
-        a.store_imm(Size::DW, FP, FIB + off, 0);
-    }
-    a.store_imm(Size::B, FP, FIB, libc::AF_INET);
-    a.store_imm(Size::B, FP, FIB + 1, 17);
-    a.load(Size::H, R2, FP, NEW_PORTS);
-    a.store(Size::H, FP, FIB + 2, R2);
-    a.load(Size::H, R2, FP, NEW_PORTS + 2);
-    a.store(Size::H, FP, FIB + 4, R2);
-    a.load(Size::H, R2, FP, OLD_TOT_LEN);
-    a.swap_be(R2, 16);
-    a.store(Size::H, FP, FIB + 6, R2);
-    a.load(Size::W, R2, skb, SKB_IFINDEX);
-    a.store(Size::W, FP, FIB_IFINDEX, R2);
-    a.load(Size::B, R2, FP, OLD_TOS);
-    a.store(Size::B, FP, FIB + 12, R2);
-    a.load(Size::W, R2, FP, NEW_ADDRS);
-    a.store(Size::W, FP, FIB + 16, R2);
-    a.load(Size::W, R2, FP, NEW_ADDRS + 4);
-    a.store(Size::W, FP, FIB + 32, R2);
-    a.mov_reg(R1, skb);
-    stack_ptr(a, R2, FIB);
-    a.mov_imm(R3, 64);
-    a.mov_imm(R4, BPF_FIB_LOOKUP_OUTPUT);
-    a.call(helper::FIB_LOOKUP);
-    a.jump_imm(Cond::Ne, R0, 0, fail);
-    // Ethernet header: destination (the next hop) then source.
-    for i in 0..3 {
-        a.load(Size::H, R2, FP, FIB_DMAC + 2 * i);
-        a.store(Size::H, FP, NEW_MACS + 2 * i, R2);
-        a.load(Size::H, R2, FP, FIB_SMAC + 2 * i);
-        a.store(Size::H, FP, NEW_MACS + 6 + 2 * i, R2);
-    }
 }
 
 /// `bpf_skb_store_bytes(skb, offset, fp + from, len, 0)`.
