@@ -117,6 +117,17 @@ pub struct ForwardCounters {
     pub newest: (u16, u32),
 }
 
+impl ForwardCounters {
+    /// Packets and octets counted since `earlier` (a reading of the same
+    /// rule).
+    pub fn since(&self, earlier: &ForwardCounters) -> (u64, u64) {
+        (
+            self.packets.saturating_sub(earlier.packets),
+            self.bytes.saturating_sub(earlier.bytes),
+        )
+    }
+}
+
 /// The loaded program, its map and its attachments.
 #[derive(Debug)]
 pub struct KernelForwarder {
@@ -155,13 +166,7 @@ impl KernelForwarder {
             interface: interface.to_owned(),
             error,
         };
-        let name = std::ffi::CString::new(interface)
-            .map_err(|_| attach_error(io::ErrorKind::InvalidInput.into()))?;
-        // SAFETY: a NUL-terminated string, read only during the call.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if ifindex == 0 {
-            return Err(attach_error(io::Error::last_os_error()));
-        }
+        let ifindex = ifindex(interface).map_err(attach_error)?;
         let link = sys::attach_tcx_ingress(&self.prog, ifindex).map_err(attach_error)?;
         self.links.push((interface.to_owned(), link));
         Ok(())
@@ -291,10 +296,17 @@ fn interface_of(ip: Ipv4Addr) -> Option<u32> {
         .into_iter()
         .find(|(_, a)| *a == ip)?
         .0;
-    let name = std::ffi::CString::new(name).ok()?;
+    ifindex(&name).ok()
+}
+
+/// The index of interface `name`.
+fn ifindex(name: &str) -> io::Result<u32> {
+    let name = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: a NUL-terminated string, read only during the call.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    (index != 0).then_some(index)
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(io::Error::last_os_error()),
+        index => Ok(index),
+    }
 }
 
 /// Names of the interfaces that are up and have an IPv4 address.

@@ -324,11 +324,7 @@ fn a_destination_off_this_host_leaves_the_source_addresss_interface() {
     let std::net::SocketAddr::V4(local) = probe.local_addr().unwrap() else {
         unreachable!("IPv4 probe")
     };
-    assert_eq!(interface_of(*local.ip()), {
-        let name = std::ffi::CString::new(iface.clone()).unwrap();
-        // SAFETY: a NUL-terminated string.
-        Some(unsafe { libc::if_nametoindex(name.as_ptr()) })
-    });
+    assert_eq!(interface_of(*local.ip()), Some(ifindex(&iface).unwrap()));
     fwd.install(&Forward {
         source: SocketAddrV4::new(*local.ip(), 10002),
         ..forward(&format!("{gateway}:5000"))

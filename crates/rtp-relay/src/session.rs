@@ -325,13 +325,9 @@ impl RelaySession {
                     continue;
                 };
                 let leg = if i == 0 { &mut stats.a } else { &mut stats.b };
-                let packets = now.packets.saturating_sub(seen.packets);
-                let bytes = now.bytes.saturating_sub(seen.bytes);
+                let (packets, bytes) = now.since(seen);
                 leg.kernel_forwarded += packets;
-                leg.relay.packets_in += packets;
-                leg.relay.packets_out += packets;
-                leg.relay.bytes_in += bytes;
-                leg.relay.bytes_out += bytes;
+                leg.relay.count_forwarded(packets, bytes);
             }
         }
         stats

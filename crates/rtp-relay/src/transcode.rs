@@ -89,21 +89,19 @@ impl TranscodeCounters {
 /// packet seen.
 #[derive(Debug)]
 struct TimestampScale {
-    from_rate: i64,
-    to_rate: i64,
-    /// (first incoming timestamp, total incoming advance since it).
-    origin: Option<(u32, i64)>,
-    /// The incoming timestamp the advance was last measured from.
-    last_in: u32,
+    from_rate: u32,
+    to_rate: u32,
+    /// Anchored at the first packet, advanced with the newest one; `None`
+    /// before the first packet or when the rates are equal.
+    mapping: Option<TimestampMap>,
 }
 
 impl TimestampScale {
     fn new(from_rate: u32, to_rate: u32) -> Self {
         Self {
-            from_rate: i64::from(from_rate.max(1)),
-            to_rate: i64::from(to_rate.max(1)),
-            origin: None,
-            last_in: 0,
+            from_rate: from_rate.max(1),
+            to_rate: to_rate.max(1),
+            mapping: None,
         }
     }
 
@@ -111,32 +109,30 @@ impl TimestampScale {
         if self.from_rate == self.to_rate {
             return ts;
         }
-        let Some((first, advance)) = self.origin else {
-            self.origin = Some((ts, 0));
-            self.last_in = ts;
+        let Some(m) = &mut self.mapping else {
+            self.mapping = Some(TimestampMap {
+                first: ts,
+                advance: 0,
+                last_in: ts,
+                from_rate: self.from_rate,
+                to_rate: self.to_rate,
+            });
             return ts;
         };
+        let out = m.map(ts);
         // Signed distance from the newest packet: negative when reordered.
-        let delta = i64::from(ts.wrapping_sub(self.last_in) as i32);
-        let mapping = self.snapshot().expect("rates differ and an origin is set");
+        let delta = i64::from(ts.wrapping_sub(m.last_in) as i32);
         if delta > 0 {
-            self.origin = Some((first, advance + delta));
-            self.last_in = ts;
+            m.advance += delta;
+            m.last_in = ts;
         }
-        mapping.map(ts)
+        out
     }
 
     /// The mapping as it stands, for RTCP sender reports; `None` while the
     /// rates are equal or before the first packet.
     fn snapshot(&self) -> Option<TimestampMap> {
-        let (first, advance) = self.origin?;
-        (self.from_rate != self.to_rate).then_some(TimestampMap {
-            first,
-            advance,
-            last_in: self.last_in,
-            from_rate: self.from_rate as u32,
-            to_rate: self.to_rate as u32,
-        })
+        self.mapping
     }
 }
 

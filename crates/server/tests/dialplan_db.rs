@@ -19,6 +19,20 @@ use common::{Pbx, Phone, free_port, require_sipp};
 
 const CARRIER_IP: &str = "127.0.0.6";
 
+/// Rejects premium numbers (1900…) with 603.
+const ADD_PREMIUM: &[&str] = &[
+    "dialplan",
+    "add",
+    "--name",
+    "premium",
+    "--pattern",
+    "prefix:1900",
+    "--action",
+    "reject",
+    "--status",
+    "603",
+];
+
 /// Extensions 2001..2006 (2001 may dial national numbers), a carrier
 /// trunk, and one config rule: 20XX rings the extension.
 fn pbx_config(carrier_port: u16, with_trunk: bool) -> String {
@@ -113,21 +127,7 @@ fn rules_added_moved_disabled_and_removed_with_the_cli_route_live() {
     assert_eq!(call(&mut caller, &pbx, "8030123456"), 404);
 
     // A reject rule, added while the server runs.
-    let premium = added_id(&cli_ok(
-        &pbx,
-        &[
-            "dialplan",
-            "add",
-            "--name",
-            "premium",
-            "--pattern",
-            "prefix:1900",
-            "--action",
-            "reject",
-            "--status",
-            "603",
-        ],
-    ));
+    let premium = added_id(&cli_ok(&pbx, ADD_PREMIUM));
     let (status, took) = call_until(&mut caller, &pbx, "1900123", 603, LIVE);
     assert_eq!(status, 603, "reject rule not applied within {took:?}");
 
@@ -333,21 +333,7 @@ fn bad_input_is_refused_and_a_rule_whose_trunk_left_the_config_is_skipped() {
             "carrier",
         ],
     ));
-    cli_ok(
-        &pbx,
-        &[
-            "dialplan",
-            "add",
-            "--name",
-            "premium",
-            "--pattern",
-            "prefix:1900",
-            "--action",
-            "reject",
-            "--status",
-            "603",
-        ],
-    );
+    cli_ok(&pbx, ADD_PREMIUM);
 
     // The trunk leaves the configuration; the server restarts with it.
     std::fs::write(

@@ -147,6 +147,17 @@ pub struct RelayCounters {
     pub rtcp: u64,
 }
 
+impl RelayCounters {
+    /// Counts `packets` of `bytes` octets forwarded outside the relay (in
+    /// the kernel) as received and forwarded.
+    pub fn count_forwarded(&mut self, packets: u64, bytes: u64) {
+        self.packets_in += packets;
+        self.bytes_in += bytes;
+        self.packets_out += packets;
+        self.bytes_out += bytes;
+    }
+}
+
 /// Offsets mapping one incoming SSRC onto the outgoing stream.
 #[derive(Debug, Clone, Copy)]
 struct SourceMap {
@@ -412,10 +423,7 @@ impl RtpRelay {
         if packets == 0 {
             return;
         }
-        self.counters.packets_in += packets;
-        self.counters.bytes_in += bytes;
-        self.counters.packets_out += packets;
-        self.counters.bytes_out += bytes;
+        self.counters.count_forwarded(packets, bytes);
         let newer = self
             .newest
             .is_none_or(|n| (newest.0.wrapping_sub(n.seq) as i16) > 0);

@@ -104,14 +104,12 @@ impl Offload {
     }
 
     fn fold(&mut self, from: usize, now: ForwardCounters, relay: &mut RtpRelay) {
-        let seen = &mut self.seen[from];
-        let packets = now.packets.saturating_sub(seen.packets);
-        let bytes = now.bytes.saturating_sub(seen.bytes);
+        let (packets, bytes) = now.since(&self.seen[from]);
         self.forwarded[from] += packets;
         if let Some(last) = now.last {
             relay.note_forwarded(packets, bytes, now.newest, last);
         }
-        *seen = now;
+        self.seen[from] = now;
     }
 
     /// Installs, replaces or removes each direction's rule to match the

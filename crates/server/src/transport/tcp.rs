@@ -99,19 +99,28 @@ impl Client {
     /// connection map (it holds the map's lock, so concurrent sends share
     /// this one connect). None when the connection limit is reached.
     pub(super) fn connect(&self, peer: SocketAddr) -> Option<mpsc::Sender<Bytes>> {
-        if self.open.load(Ordering::Relaxed) >= self.limits.max_connections {
+        let Some(slot) = self.reserve() else {
             debug!(%peer, "TCP connection limit reached, not connecting");
             return None;
-        }
-        self.open.fetch_add(1, Ordering::Relaxed);
+        };
         let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
         let client = self.clone();
         let queue = tx.clone();
         self.runtime.spawn(async move {
             client.run_outgoing(peer, queue, rx).await;
-            client.open.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
         });
         Some(tx)
+    }
+
+    /// A place under the connection limit (accepted and opened connections
+    /// share it), or `None` when the limit is reached.
+    fn reserve(&self) -> Option<Slot> {
+        if self.open.load(Ordering::Relaxed) >= self.limits.max_connections {
+            return None;
+        }
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Some(Slot(Arc::clone(&self.open)))
     }
 
     async fn run_outgoing(
@@ -160,6 +169,15 @@ impl Client {
     }
 }
 
+/// One connection's place under the limit, given back when dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Removes `peer`'s entry if it is still the connection fed by `tx` (a
 /// newer one may have replaced it); returns the transactions that waited.
 fn forget(
@@ -202,18 +220,17 @@ async fn accept_loop(listener: TcpListener, client: Client) {
                         continue;
                     }
                 };
-                if client.open.load(Ordering::Relaxed) >= client.limits.max_connections {
+                let Some(slot) = client.reserve() else {
                     debug!(%peer, "TCP connection limit reached, refusing");
                     continue;
-                }
+                };
                 let Some(core) = client.core.upgrade() else {
                     return;
                 };
-                client.open.fetch_add(1, Ordering::Relaxed);
                 let client = client.clone();
                 tasks.spawn(async move {
                     serve(stream, peer, core, &client, None).await;
-                    client.open.fetch_sub(1, Ordering::Relaxed);
+                    drop(slot);
                 });
             }
             // Reap finished connection tasks so the set does not grow.
